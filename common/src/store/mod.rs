@@ -1,0 +1,104 @@
+//! Object storage behind one small trait: S3-compatible storage in
+//! distributed mode, a local folder in the embedded default.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::fmt;
+use std::sync::Arc;
+
+mod config;
+mod key;
+mod local;
+mod s3;
+
+pub use config::{StoreArgs, StoreConfig, open_store};
+pub use local::LocalStore;
+pub use s3::{S3Config, S3Store};
+
+/// Metadata of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Key relative to the store root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Whether a store error is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The object does not exist.
+    NotFound,
+    /// Credentials were refused or access denied.
+    Denied,
+    /// Network trouble, throttling, a server error: retry with backoff.
+    Transient,
+    /// Anything else that will not get better by retrying.
+    Permanent,
+}
+
+/// An object-store failure, with the key it concerned and its cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {key:?} in {store}: {message}")]
+pub struct StoreError {
+    /// Retry or not.
+    pub kind: StoreErrorKind,
+    /// The operation (`get`, `put`, `list`, …).
+    pub op: &'static str,
+    /// The key or prefix concerned.
+    pub key: String,
+    /// The store, as [`ObjectStore::describe`] names it.
+    pub store: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl StoreError {
+    /// An error of `kind` from `op` on `key` in `store`.
+    pub fn new(
+        kind: StoreErrorKind,
+        op: &'static str,
+        key: &str,
+        store: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            op,
+            key: key.to_owned(),
+            store: store.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// True when retrying may help.
+    pub fn is_transient(&self) -> bool {
+        self.kind == StoreErrorKind::Transient
+    }
+
+    /// True when the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == StoreErrorKind::NotFound
+    }
+}
+
+/// A flat key → bytes store. Keys use `/` separators and never start with `/`.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + fmt::Debug {
+    /// Write an object, replacing any existing one. Large bodies are uploaded
+    /// in parts where the backend supports it; the object appears atomically.
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError>;
+    /// Read a whole object.
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+    /// Metadata of an object, `None` when it does not exist.
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError>;
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+    /// Remove an object; removing a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// A short description for errors and logs (never includes secrets).
+    fn describe(&self) -> String;
+}
+
+/// A shared handle to any store.
+pub type SharedStore = Arc<dyn ObjectStore>;

@@ -1,0 +1,18 @@
+//! Logging setup shared by every process.
+
+use tracing_subscriber::EnvFilter;
+
+/// Install the global tracing subscriber: `RUST_LOG` filters (default
+/// `info`), human-readable lines, or JSON lines when `json` is set.
+/// Calling it twice is harmless.
+pub fn init(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

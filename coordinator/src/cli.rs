@@ -1,0 +1,54 @@
+//! The `nodal` command line: one binary, one subcommand per role.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// nodal runs deep-learning models over multicentre medical-imaging archives
+/// and turns the predictions into cohort statistics.
+#[derive(Debug, Parser)]
+#[command(name = "nodal", version, about, long_about = None)]
+pub struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "NODAL_LOG_JSON", global = true)]
+    pub log_json: bool,
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// nodal's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write deterministic synthetic study archives, laid out as sites submit them.
+    Synth(crate::synth_cmd::SynthArgs),
+    /// Validate, QC, tile and upload one site's archive.
+    Submit(crate::submit::SubmitArgs),
+    /// Recompute metrics.json (and report.html) from a predictions.csv.
+    Analyze(crate::analyze_cmd::AnalyzeArgs),
+}
+
+/// Parse the command line, run the subcommand, and map errors to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    nodal_common::telemetry::init(cli.log_json);
+    let outcome = match cli.command {
+        Command::Synth(args) => crate::synth_cmd::run(args),
+        Command::Submit(args) => block_on(crate::submit::run(args)),
+        Command::Analyze(args) => crate::analyze_cmd::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run an async subcommand on a multi-threaded tokio runtime.
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(fut: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}
