@@ -215,12 +215,11 @@ pub fn decode(body: &[u8]) -> Result<Message, WireError> {
         return Err(WireError::UnknownVersion { found: version });
     }
     let payload = &body[7..];
-    let decoded = match body[6] {
+    match body[6] {
         1 => decode_exact(payload).map(Message::Job),
         2 => decode_exact(payload).map(Message::Result),
-        other => return Err(WireError::UnknownKind(other)),
-    };
-    decoded
+        other => Err(WireError::UnknownKind(other)),
+    }
 }
 
 fn decode_exact<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, WireError> {

@@ -1,0 +1,57 @@
+//! Building the aws-sdk client from an [`S3Config`]: endpoint, region,
+//! credentials, retries, timeouts and the checksum settings every
+//! S3-compatible server accepts.
+
+use super::S3Config;
+use aws_config::BehaviorVersion;
+use aws_config::meta::region::RegionProviderChain;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+
+/// Region used when neither the configuration nor the environment names one
+/// (S3-compatible servers usually ignore it).
+const FALLBACK_REGION: &str = "us-east-1";
+
+/// The SDK client for `config`. Static credentials when the configuration has
+/// them, else the SDK's default chain (environment, profile, web identity,
+/// container and instance metadata).
+pub(super) async fn build(config: &S3Config) -> aws_sdk_s3::Client {
+    let retry = RetryConfig::standard()
+        .with_max_attempts(config.max_attempts)
+        .with_initial_backoff(config.retry_initial_backoff);
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(config.connect_timeout)
+        .operation_timeout(config.operation_timeout)
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeouts);
+    loader = match &config.region {
+        Some(region) => loader.region(Region::new(region.clone())),
+        None => loader.region(
+            RegionProviderChain::default_provider().or_else(Region::from_static(FALLBACK_REGION)),
+        ),
+    };
+    if let Some(endpoint) = &config.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
+        loader = loader.credentials_provider(Credentials::new(
+            access,
+            secret,
+            config.session_token.clone(),
+            None,
+            "nodal-config",
+        ));
+    }
+    let shared = loader.load().await;
+    let s3 = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(config.path_style())
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}

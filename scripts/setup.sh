@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs what nodal needs on a fresh Debian 12 machine. Idempotent and quick
+# when already done. Usage: scripts/setup.sh [ort] [s3] [rabbitmq] [chromium] [all]
+#   ort       ONNX Runtime 1.31.1 shared library into .cache/onnxruntime (from the PyPI wheel)
+#   s3        the s3s-fs S3-compatible server into .cache/tools (from crates.io)
+#   rabbitmq  RabbitMQ on 127.0.0.1:5672, started if not running (Debian package)
+#   chromium  headless Chromium for the report test (Debian package)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache="$root/.cache"
+mkdir -p "$cache"
+
+ORT_VERSION=1.31.1
+ORT_SHA256=fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
+S3S_VERSION=0.14.1
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+setup_ort() {
+  local dir="$cache/onnxruntime" lib="libonnxruntime.so.$ORT_VERSION"
+  if [ -f "$dir/$lib" ] && echo "$ORT_SHA256  $dir/$lib" | sha256sum -c --status; then
+    return 0
+  fi
+  command -v unzip >/dev/null || apt_install unzip
+  command -v pip3 >/dev/null || apt_install python3-pip
+  log "fetching ONNX Runtime $ORT_VERSION from PyPI"
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+    --python-version 3.11 --implementation cp "onnxruntime==$ORT_VERSION" -d "$tmp"
+  mkdir -p "$dir"
+  unzip -q -o -j "$tmp"/onnxruntime-$ORT_VERSION-*.whl "onnxruntime/capi/$lib" \
+    'onnxruntime/capi/libonnxruntime_providers_shared.so' -d "$dir"
+  rm -rf "$tmp"
+  echo "$ORT_SHA256  $dir/$lib" | sha256sum -c --status || { log "hash mismatch for $lib"; exit 1; }
+  ln -sf "$lib" "$dir/libonnxruntime.so.1"
+  log "ONNX Runtime ready: $dir/$lib"
+}
+
+setup_s3() {
+  local bin="$cache/tools/bin/s3s-fs"
+  if [ -x "$bin" ] && [ "$("$bin" --version 2>/dev/null)" = "s3s-fs $S3S_VERSION" ]; then
+    return 0
+  fi
+  command -v cargo >/dev/null || { log "cargo is needed to install s3s-fs (https://rustup.rs)"; exit 1; }
+  log "installing s3s-fs $S3S_VERSION into $cache/tools (about 1.5 minutes)"
+  cargo install -q --force --root "$cache/tools" "s3s-fs@$S3S_VERSION" --features binary --locked
+  log "s3s-fs ready: $bin"
+}
+
+rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+
+setup_rabbitmq() {
+  rabbit_up && return 0
+  if ! command -v rabbitmq-server >/dev/null; then
+    apt_install rabbitmq-server
+    if [ ! -f /etc/rabbitmq/rabbitmq.conf ]; then
+      printf 'listeners.tcp.default = 127.0.0.1:5672\nmanagement.tcp.ip = 127.0.0.1\n' |
+        as_root tee /etc/rabbitmq/rabbitmq.conf >/dev/null
+    fi
+  fi
+  log "starting RabbitMQ"
+  as_root rabbitmq-server -detached || true
+  for _ in $(seq 1 60); do
+    rabbit_up && as_root rabbitmqctl -q await_startup >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  log "RabbitMQ did not start on 127.0.0.1:5672"; exit 1
+}
+
+setup_chromium() {
+  command -v chromium >/dev/null && return 0
+  apt_install chromium
+}
+
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(all)
+for part in "${parts[@]}"; do
+  case "$part" in
+    ort) setup_ort ;;
+    s3) setup_s3 ;;
+    rabbitmq) setup_rabbitmq ;;
+    chromium) setup_chromium ;;
+    all) setup_ort; setup_rabbitmq; setup_chromium; setup_s3 ;;
+    *) log "unknown part $part (ort, s3, rabbitmq, chromium, all)"; exit 2 ;;
+  esac
+done

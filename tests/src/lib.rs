@@ -1,0 +1,25 @@
+//! Shared helpers for the end-to-end tests: real servers only. An S3 server
+//! ([`S3Server`], s3s-fs in a temporary folder), RabbitMQ helpers (unique
+//! queue names per test, cleanup, closing a test's connections) and the
+//! repository root.
+
+mod rabbit;
+mod s3_server;
+
+pub use rabbit::{TestQueues, amqp_url, close_connections};
+pub use s3_server::S3Server;
+
+use std::path::PathBuf;
+
+/// The repository root (the folder holding the workspace `Cargo.toml`).
+pub fn repo_root() -> PathBuf {
+    let tests_crate = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    tests_crate
+        .parent()
+        .map_or(tests_crate.clone(), PathBuf::from)
+}
+
+/// A short random lowercase hex string, for unique names.
+pub fn unique_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
