@@ -1,0 +1,80 @@
+//! What `analyze` can be asked: threshold rule, covariates, stage order, bootstrap.
+
+use std::str::FromStr;
+
+/// How the binary operating threshold is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum ThresholdChoice {
+    /// Maximise Youden's index over the distinct scores.
+    #[default]
+    Youden,
+    /// Use this score cut as is (a case positive when `score >= t`).
+    Fixed(f64),
+}
+
+impl FromStr for ThresholdChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "youden" {
+            return Ok(ThresholdChoice::Youden);
+        }
+        match s.parse::<f64>() {
+            Ok(t) if (0.0..=1.0).contains(&t) => Ok(ThresholdChoice::Fixed(t)),
+            _ => Err(format!(
+                "\"{s}\" is neither \"youden\" nor a number in [0, 1]"
+            )),
+        }
+    }
+}
+
+/// Options of an analysis; `Default` is the command line's defaults.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AnalyzeOptions {
+    /// Binary task: threshold rule (default Youden).
+    pub threshold: ThresholdChoice,
+    /// Binary task: covariate columns of the adjusted odds-ratio model, in order.
+    pub covariates: Vec<String>,
+    /// Binary task: reference level per categorical covariate, as (column, level).
+    pub references: Vec<(String, String)>,
+    /// Binary task: stage categories in order; `None` = the labels sorted as text.
+    pub stage_order: Option<Vec<String>>,
+    /// Bootstrap replicates (0 = none).
+    pub bootstrap: usize,
+    /// Seed of the bootstrap.
+    pub seed: u64,
+}
+
+/// Parses one `column=level` of `--reference`.
+pub fn parse_reference(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((column, level)) if !column.trim().is_empty() => {
+            Ok((column.trim().to_string(), level.trim().to_string()))
+        }
+        _ => Err(format!("\"{s}\" is not column=level")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_threshold_and_reference() {
+        assert_eq!(
+            "youden".parse::<ThresholdChoice>(),
+            Ok(ThresholdChoice::Youden)
+        );
+        assert_eq!(
+            "0.25".parse::<ThresholdChoice>(),
+            Ok(ThresholdChoice::Fixed(0.25))
+        );
+        assert!("1.5".parse::<ThresholdChoice>().is_err());
+        assert!("nan".parse::<ThresholdChoice>().is_err());
+        assert_eq!(
+            parse_reference("site=left"),
+            Ok(("site".into(), "left".into()))
+        );
+        assert!(parse_reference("=x").is_err());
+        assert!(parse_reference("nolevel").is_err());
+    }
+}
