@@ -1,0 +1,445 @@
+//! `nodal submit`: validate a site folder, apply eligibility and image QC,
+//! tile, and upload the archive with its manifest (`docs/submission.md`).
+//!
+//! Stages: read `cases.csv` → scan (hash every file, check image headers,
+//! parse reports) → QC (decode every image, measure) → eligibility → tile
+//! and upload (tiles first, the manifest last). Any problem in the folder
+//! stops the submission before anything is uploaded, with every problem
+//! listed. The same folder with the same settings gets the same archive id;
+//! a complete archive is not uploaded again, an interrupted one resumes.
+
+pub mod archive_id;
+pub mod assemble;
+pub mod cases_csv;
+pub mod csv_schema;
+pub mod decode;
+pub mod eligibility;
+pub mod error;
+pub mod inspect;
+pub mod problem;
+pub mod progress;
+pub mod qc;
+pub mod report;
+pub mod scan;
+pub mod summary;
+#[cfg(test)]
+mod tests;
+pub mod tiling;
+pub mod upload;
+
+pub use error::SubmitError;
+pub use problem::Problem;
+pub use progress::Progress;
+pub use summary::Summary;
+
+use anyhow::Context;
+use clap::Args;
+use nodal_common::NODAL_VERSION;
+use nodal_common::manifest::{
+    MANIFEST_SCHEMA_VERSION, Manifest, QcThresholds, SourceFile, manifest_key, tiles_prefix,
+};
+use nodal_common::store::{SharedStore, StoreArgs};
+use nodal_common::study::Study;
+use scan::Scan;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use upload::{TileJob, TilingPlan};
+
+/// Default number of tile uploads in flight.
+pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 32;
+
+/// Options of `nodal submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The study the site's archive belongs to: `cytology` or `ultrasound`.
+    #[arg(long)]
+    pub study: Study,
+    /// The submitting site: 1–32 of a–z, 0–9 and '-' (e.g. `cy-a`).
+    #[arg(long)]
+    pub site: String,
+    /// The site folder: `cases.csv` and the files it names.
+    pub dir: PathBuf,
+    /// Where the archive goes.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// QC: an image with a smaller fraction of tissue/echo pixels is blank
+    /// (default: cytology 0.01, ultrasound 0.10).
+    #[arg(long)]
+    pub min_coverage: Option<f64>,
+    /// QC: an image whose variance of the Laplacian is lower is out of focus
+    /// (default: cytology 60, ultrasound 100).
+    #[arg(long)]
+    pub min_laplacian_var: Option<f64>,
+    /// QC: an image with a larger fraction of artefact pixels is rejected
+    /// (default: cytology 0.05, ultrasound 0.10).
+    #[arg(long)]
+    pub max_artefact_fraction: Option<f64>,
+    /// Most tile uploads in flight.
+    #[arg(long, env = "NODAL_UPLOAD_CONCURRENCY", default_value_t = DEFAULT_UPLOAD_CONCURRENCY)]
+    pub upload_concurrency: usize,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What to submit, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmitOptions {
+    /// The study.
+    pub study: Study,
+    /// The site name.
+    pub site: String,
+    /// The site folder.
+    pub dir: PathBuf,
+    /// QC thresholds.
+    pub thresholds: QcThresholds,
+    /// Most tile uploads in flight.
+    pub upload_concurrency: usize,
+}
+
+impl SubmitOptions {
+    /// Options with the study's default thresholds and concurrency.
+    pub fn new(study: Study, site: &str, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            study,
+            site: site.to_owned(),
+            dir: dir.into(),
+            thresholds: qc::default_thresholds(study),
+            upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+        }
+    }
+}
+
+/// The result of a successful submission.
+#[derive(Debug, Clone)]
+pub struct SubmitOutcome {
+    /// The manifest as stored.
+    pub manifest: Manifest,
+    /// Counts and what was uploaded.
+    pub summary: Summary,
+    /// Files in the folder that `cases.csv` does not name (ignored).
+    pub unlisted: Vec<String>,
+}
+
+/// Run `nodal submit`.
+pub async fn run(args: SubmitArgs) -> anyhow::Result<()> {
+    let defaults = qc::default_thresholds(args.study);
+    let options = SubmitOptions {
+        thresholds: QcThresholds {
+            min_coverage: args.min_coverage.unwrap_or(defaults.min_coverage),
+            min_laplacian_var: args.min_laplacian_var.unwrap_or(defaults.min_laplacian_var),
+            max_artefact_fraction: args
+                .max_artefact_fraction
+                .unwrap_or(defaults.max_artefact_fraction),
+        },
+        upload_concurrency: args.upload_concurrency,
+        ..SubmitOptions::new(args.study, &args.site, args.dir)
+    };
+    let store = args
+        .store
+        .open()
+        .await
+        .with_context(|| format!("opening the store {}", args.store.store))?;
+    let progress = if args.quiet {
+        Progress::hidden()
+    } else {
+        Progress::visible()
+    };
+    let outcome = submit_site(&options, store, &progress).await?;
+    if !outcome.unlisted.is_empty() {
+        const SHOWN: usize = 20;
+        eprintln!(
+            "warning: {} file(s) in {} are not named by cases.csv and were ignored:",
+            outcome.unlisted.len(),
+            options.dir.display()
+        );
+        for path in outcome.unlisted.iter().take(SHOWN) {
+            eprintln!("  {path}");
+        }
+        if outcome.unlisted.len() > SHOWN {
+            eprintln!("  … and {} more", outcome.unlisted.len() - SHOWN);
+        }
+    }
+    print!("{}", outcome.summary.table());
+    Ok(())
+}
+
+/// Submit one site folder to `store`: validate, QC, tile, upload. A folder
+/// with problems is refused with all of them and nothing uploaded.
+pub async fn submit_site(
+    opts: &SubmitOptions,
+    store: SharedStore,
+    progress: &Progress,
+) -> Result<SubmitOutcome, SubmitError> {
+    check_options(opts)?;
+    let (rows, scan, mut problems) = {
+        let opts = opts.clone();
+        let progress = progress.clone();
+        blocking("scan", move || read_and_scan(&opts, &progress)).await?
+    };
+    let spec = tiling::tile_spec(opts.study);
+    let archive_id =
+        archive_id::archive_id(opts.study, &opts.site, &spec, &opts.thresholds, &scan.files);
+    if problems.is_empty()
+        && let Some(outcome) = completed_earlier(&store, &archive_id, &scan).await?
+    {
+        return Ok(outcome);
+    }
+    let verdicts = {
+        let (opts, progress) = (opts.clone(), progress.clone());
+        let images: Vec<scan::ScannedImage> = scan.images.values().cloned().collect();
+        let (verdicts, qc_problems) = blocking("qc", move || {
+            let bar = progress.stage("qc", images.len() as u64, "images");
+            let mut found = Vec::new();
+            let refs: Vec<&scan::ScannedImage> = images.iter().collect();
+            let verdicts = inspect::inspect(
+                &opts.dir,
+                opts.study,
+                &opts.thresholds,
+                &refs,
+                &mut found,
+                &|| bar.inc(1),
+            );
+            bar.finish();
+            (verdicts, found)
+        })
+        .await?;
+        problems.extend(qc_problems);
+        verdicts
+    };
+    let cases = if problems.is_empty() {
+        assemble::cases(opts.study, &rows, &scan, &verdicts).unwrap_or_else(|p| {
+            problems.extend(p);
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    if !problems.is_empty() {
+        problems.sort();
+        return Err(SubmitError::Invalid {
+            dir: opts.dir.clone(),
+            problems,
+        });
+    }
+    let mut manifest = Manifest {
+        schema_version: MANIFEST_SCHEMA_VERSION,
+        archive_id: archive_id.clone(),
+        study: opts.study,
+        site: opts.site.clone(),
+        nodal_version: NODAL_VERSION.to_owned(),
+        tiling: spec,
+        qc_thresholds: opts.thresholds.clone(),
+        source_files: scan.files,
+        cases,
+    };
+    let stats = upload_archive(opts, &store, &mut manifest, progress).await?;
+    let summary = Summary {
+        tile_bytes: stats.tile_bytes,
+        uploaded: stats.uploaded,
+        uploaded_bytes: stats.uploaded_bytes,
+        skipped: stats.skipped,
+        ..Summary::of(&manifest)
+    };
+    Ok(SubmitOutcome {
+        manifest,
+        summary,
+        unlisted: scan.unlisted,
+    })
+}
+
+fn check_options(opts: &SubmitOptions) -> Result<(), SubmitError> {
+    let problem = archive_id::site_problem(&opts.site)
+        .or_else(|| qc::threshold_problem(&opts.thresholds))
+        .or_else(|| {
+            (opts.upload_concurrency == 0)
+                .then(|| "--upload-concurrency must be at least 1".to_owned())
+        });
+    match problem {
+        Some(p) => Err(SubmitError::Options(p)),
+        None => Ok(()),
+    }
+}
+
+/// Read `cases.csv`, check its rows and scan every file they name.
+fn read_and_scan(
+    opts: &SubmitOptions,
+    progress: &Progress,
+) -> (Vec<cases_csv::CaseRow>, Scan, Vec<Problem>) {
+    let mut problems = Vec::new();
+    if !opts.dir.is_dir() {
+        problems.push(Problem::file(
+            &opts.dir.display().to_string(),
+            "the site folder does not exist or is not a folder",
+        ));
+        return (Vec::new(), Scan::default(), problems);
+    }
+    let (bytes, cases_file) = match scan::read_source(&opts.dir, cases_csv::CASES_CSV) {
+        Ok(read) => read,
+        Err(e) => {
+            let message = if e.kind() == std::io::ErrorKind::NotFound {
+                "the site folder has no cases.csv".to_owned()
+            } else {
+                format!("cannot be read: {e}")
+            };
+            problems.push(Problem::file(cases_csv::CASES_CSV, message));
+            return (Vec::new(), Scan::default(), problems);
+        }
+    };
+    let rows = cases_csv::parse(opts.study, &bytes, &mut problems);
+    let files: usize = rows.iter().map(|r| r.files.len()).sum();
+    let bar = progress.stage("scan", files as u64, "files");
+    let scan = scan::scan(
+        &opts.dir,
+        tiling::min_image_side(opts.study),
+        cases_file,
+        &rows,
+        &mut problems,
+        &|| bar.inc(1),
+    );
+    bar.finish();
+    (rows, scan, problems)
+}
+
+/// The outcome of an earlier complete submission of the same files: its
+/// manifest is stored, describes exactly the scanned files, and every tile
+/// it lists is stored. `None` when anything is missing (then the normal path
+/// uploads what lacks).
+async fn completed_earlier(
+    store: &SharedStore,
+    archive_id: &str,
+    scan: &Scan,
+) -> Result<Option<SubmitOutcome>, SubmitError> {
+    let key = manifest_key(archive_id);
+    let bytes = match store.get(&key).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // An unreadable or foreign manifest is simply rewritten.
+    let parsed = blocking("scan", move || {
+        serde_json::from_slice::<Manifest>(&bytes).ok()
+    })
+    .await?;
+    let Some(manifest) = parsed.filter(|m| {
+        m.schema_version == MANIFEST_SCHEMA_VERSION
+            && m.archive_id == archive_id
+            && m.source_files == scan.files
+    }) else {
+        return Ok(None);
+    };
+    let stored: HashMap<String, u64> = store
+        .list(&tiles_prefix(archive_id))
+        .await?
+        .into_iter()
+        .map(|o| (o.key, o.size))
+        .collect();
+    let tiles = manifest
+        .cases
+        .iter()
+        .flat_map(|c| c.images.iter().flat_map(|i| i.tiles.iter()));
+    let mut tile_bytes = 0;
+    for tile in tiles {
+        match stored.get(&tile.key) {
+            Some(size) => tile_bytes += size,
+            None => return Ok(None),
+        }
+    }
+    let summary = Summary {
+        tile_bytes,
+        already_complete: true,
+        ..Summary::of(&manifest)
+    };
+    Ok(Some(SubmitOutcome {
+        manifest,
+        summary,
+        unlisted: scan.unlisted.clone(),
+    }))
+}
+
+/// Tile the kept images of eligible cases, upload what the store lacks,
+/// fill the manifest's tile lists, and write the manifest last.
+async fn upload_archive(
+    opts: &SubmitOptions,
+    store: &SharedStore,
+    manifest: &mut Manifest,
+    progress: &Progress,
+) -> Result<upload::UploadStats, SubmitError> {
+    let files: HashMap<&str, &SourceFile> = manifest
+        .source_files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let mut jobs = Vec::new();
+    for (case_index, case) in manifest.cases.iter().enumerate() {
+        if !case.eligibility.is_eligible() {
+            continue;
+        }
+        for (image_index, image) in case.images.iter().enumerate() {
+            if let (true, Some(file)) = (image.qc.passed, files.get(image.path.as_str())) {
+                jobs.push(TileJob {
+                    case_index,
+                    image_index,
+                    case_id: case.case_id.clone(),
+                    file: (*file).clone(),
+                });
+            }
+        }
+    }
+    let existing: HashMap<String, u64> = store
+        .list(&tiles_prefix(&manifest.archive_id))
+        .await?
+        .into_iter()
+        .map(|o| (o.key, o.size))
+        .collect();
+    let plan = TilingPlan {
+        dir: opts.dir.clone(),
+        mode: manifest.tiling.mode,
+        archive_id: manifest.archive_id.clone(),
+        concurrency: opts.upload_concurrency,
+    };
+    let tiling_bar = progress.stage("tiling", jobs.len() as u64, "images");
+    let upload_bar = progress.stage("upload", 0, "objects");
+    let (mut refs, mut stats) = upload::tile_and_upload(
+        &plan,
+        jobs,
+        store,
+        &existing,
+        tiling_bar,
+        upload_bar.clone(),
+    )
+    .await?;
+    for (case_index, case) in manifest.cases.iter_mut().enumerate() {
+        for (image_index, image) in case.images.iter_mut().enumerate() {
+            image.tiles = refs.remove(&(case_index, image_index)).unwrap_or_default();
+        }
+    }
+    let key = manifest_key(&manifest.archive_id);
+    let to_encode = manifest.clone();
+    let body = blocking("upload", move || serde_json::to_vec_pretty(&to_encode))
+        .await?
+        .map_err(|source| SubmitError::Manifest {
+            key: key.clone(),
+            source,
+        })?;
+    stats.uploaded += 1;
+    stats.uploaded_bytes += body.len() as u64;
+    upload_bar.inc_length(1);
+    store.put(&key, body.into()).await?;
+    upload_bar.inc(1);
+    upload_bar.finish();
+    Ok(stats)
+}
+
+/// Run CPU-bound `work` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    stage: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SubmitError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SubmitError::Task {
+            stage,
+            message: e.to_string(),
+        })
+}
