@@ -9,6 +9,16 @@ use std::collections::BTreeMap;
 /// Version of the card layout.
 pub const CARD_SCHEMA_VERSION: u32 = 1;
 
+/// Object key of a model version's folder in the store (`models/<name>/<version>/`).
+pub fn model_prefix(name: &str, version: &str) -> String {
+    format!("models/{name}/{version}/")
+}
+
+/// Object key of a model version's `card.json`.
+pub fn card_key(name: &str, version: &str) -> String {
+    format!("{}card.json", model_prefix(name, version))
+}
+
 /// Everything a worker and a coordinator need to know about a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCard {
@@ -184,6 +194,15 @@ pub enum EncodeError {
 }
 
 impl ModelCard {
+    /// Object key of the ONNX file of this card's model in the store.
+    pub fn onnx_key(&self) -> String {
+        format!(
+            "{}{}",
+            model_prefix(&self.name, &self.version),
+            self.onnx_file
+        )
+    }
+
     /// Width of the encoded report vector (0 for image-only models).
     pub fn report_width(&self) -> usize {
         self.report_features

@@ -25,6 +25,16 @@ pub enum Command {
     Submit(crate::submit::SubmitArgs),
     /// Recompute metrics.json (and report.html) from a predictions.csv.
     Analyze(crate::analyze_cmd::AnalyzeArgs),
+    /// Run the coordinator service: plan runs, collect results, serve the API.
+    Coordinator(crate::coordinator_cmd::CoordinatorArgs),
+    /// Show a run's progress (or list runs).
+    Status(crate::client_cmd::StatusArgs),
+    /// Download a finished run's result files.
+    Results(crate::client_cmd::ResultsArgs),
+    /// Mint an API token for the coordinator's tokens file.
+    Token(crate::token_cmd::TokenArgs),
+    /// Run the inference worker service: consume jobs, run the model, publish results.
+    Worker(Box<crate::worker_cmd::WorkerArgs>),
 }
 
 /// Parse the command line, run the subcommand, and map errors to an exit code.
@@ -35,6 +45,11 @@ pub fn main() -> ExitCode {
         Command::Synth(args) => crate::synth_cmd::run(args),
         Command::Submit(args) => block_on(crate::submit::run(args)),
         Command::Analyze(args) => crate::analyze_cmd::run(args),
+        Command::Coordinator(args) => block_on(crate::coordinator_cmd::run(args)),
+        Command::Status(args) => block_on(crate::client_cmd::status(args)),
+        Command::Results(args) => block_on(crate::client_cmd::results(args)),
+        Command::Token(args) => crate::token_cmd::run(args),
+        Command::Worker(args) => block_on(crate::worker_cmd::run(*args)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,13 @@
 //! Shared helpers for the end-to-end tests: real servers only. An S3 server
 //! ([`S3Server`], s3s-fs in a temporary folder), RabbitMQ helpers (unique
-//! queue names per test, cleanup, closing a test's connections) and the
-//! repository root.
+//! queue names per test, cleanup, closing a test's connections), real
+//! `nodal` processes ([`NodalProcess`]) and the repository root.
 
+mod process;
 mod rabbit;
 mod s3_server;
 
+pub use process::{NodalProcess, nodal_binary, peak_rss_bytes};
 pub use rabbit::{TestQueues, amqp_url, close_connections};
 pub use s3_server::S3Server;
 

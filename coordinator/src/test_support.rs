@@ -1,0 +1,110 @@
+//! Builders of small manifests, cards and model references for unit tests.
+
+use nodal_common::manifest::*;
+use nodal_common::model_card::*;
+use nodal_common::study::{Split, Study, Task};
+use nodal_common::wire::ModelRef;
+use std::collections::BTreeMap;
+
+pub fn image(tiles: usize, passed: bool) -> ImageEntry {
+    ImageEntry {
+        path: "images/x.jpg".into(),
+        sha256: String::new(),
+        width: 1024,
+        height: 768,
+        qc: QcVerdict {
+            passed,
+            reason: (!passed).then_some(QcReason::Blur),
+            coverage: 0.5,
+            laplacian_var: 100.0,
+            artefact_fraction: 0.0,
+        },
+        tiles: (0..tiles)
+            .map(|i| TileRef {
+                key: format!("t{i}"),
+                x: 0,
+                y: 0,
+            })
+            .collect(),
+    }
+}
+
+pub fn case(id: &str, tiles: usize, eligible: bool) -> Case {
+    Case {
+        case_id: id.into(),
+        split: Split::Validation,
+        label: Some("lung".into()),
+        stage: None,
+        clinical: BTreeMap::new(),
+        readers: BTreeMap::new(),
+        report: None,
+        eligibility: if eligible {
+            Eligibility::Eligible
+        } else {
+            Eligibility::Excluded {
+                criterion: "unsupported_origin".into(),
+            }
+        },
+        images: vec![image(tiles, true), image(3, false)],
+    }
+}
+
+pub fn manifest(id: &str, cases: Vec<Case>) -> Manifest {
+    Manifest {
+        schema_version: MANIFEST_SCHEMA_VERSION,
+        archive_id: id.into(),
+        study: Study::Cytology,
+        site: "cy-a".into(),
+        nodal_version: "0".into(),
+        tiling: TileSpec {
+            size: 224,
+            mode: TileMode::Grid,
+            format: TileFormat::Jpeg,
+        },
+        qc_thresholds: QcThresholds {
+            min_coverage: 0.1,
+            min_laplacian_var: 10.0,
+            max_artefact_fraction: 0.1,
+        },
+        source_files: vec![],
+        cases,
+    }
+}
+
+pub fn card() -> ModelCard {
+    ModelCard {
+        schema_version: CARD_SCHEMA_VERSION,
+        name: "cytology-origin".into(),
+        version: "1.0.0".into(),
+        study: Study::Cytology,
+        task: Task::Multiclass,
+        classes: vec!["lung".into()],
+        onnx_file: "model.onnx".into(),
+        onnx_sha256: String::new(),
+        inputs: vec![],
+        outputs: vec![],
+        tile: TileSpecCard {
+            size: 224,
+            mode: TileMode::Grid,
+        },
+        normalisation: Normalisation {
+            scale: 255.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        },
+        report_features: vec![],
+        aggregation: Aggregation::Mean,
+        preferred_batch: 32,
+        held_out: BTreeMap::new(),
+        training: BTreeMap::new(),
+    }
+}
+
+pub fn model_ref() -> ModelRef {
+    ModelRef {
+        name: "cytology-origin".into(),
+        version: "1.0.0".into(),
+        card_key: "models/cytology-origin/1.0.0/card.json".into(),
+        onnx_sha256: String::new(),
+    }
+}

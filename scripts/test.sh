@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# nodal's whole test command: installs what the tests need (idempotent),
+# checks formatting and lints, then runs every test, end-to-end and fault
+# suites included, against a real RabbitMQ, a real S3 server (s3s-fs),
+# real ONNX models and a real headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+step() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
+
+step "setup"
+scripts/setup.sh all
+step "format"
+cargo fmt --all --check
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "build"
+cargo build --release --workspace --all-targets --locked
+step "test"
+cargo test --release --workspace --locked -- --test-threads 2
+step "done"
