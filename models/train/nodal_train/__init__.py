@@ -1,0 +1,1 @@
+"""Training and ONNX export of nodal's shipped models (see docs/models.md)."""
