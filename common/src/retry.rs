@@ -71,10 +71,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_until_success() {
         let calls = AtomicU32::new(0);
-        let out: Result<u32, &str> = retry(RetryPolicy::default(), |_| true, || async {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            if n < 3 { Err("flaky") } else { Ok(n) }
-        })
+        let out: Result<u32, &str> = retry(
+            RetryPolicy::default(),
+            |_| true,
+            || async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                if n < 3 { Err("flaky") } else { Ok(n) }
+            },
+        )
         .await;
         assert_eq!(out, Ok(3));
     }
@@ -82,19 +86,30 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn stops_at_permanent_errors_and_after_max_attempts() {
         let calls = AtomicU32::new(0);
-        let out: Result<(), &str> = retry(RetryPolicy::default(), |e| *e == "flaky", || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err("broken")
-        })
+        let out: Result<(), &str> = retry(
+            RetryPolicy::default(),
+            |e| *e == "flaky",
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("broken")
+            },
+        )
         .await;
         assert_eq!(out, Err("broken"));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let calls = AtomicU32::new(0);
-        let policy = RetryPolicy { max_attempts: 4, ..RetryPolicy::default() };
-        let out: Result<(), &str> = retry(policy, |_| true, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err("flaky")
-        })
+        let policy = RetryPolicy {
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        };
+        let out: Result<(), &str> = retry(
+            policy,
+            |_| true,
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("flaky")
+            },
+        )
         .await;
         assert_eq!(out, Err("flaky"));
         assert_eq!(calls.load(Ordering::SeqCst), 4);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 /// nodal runs deep-learning models over multicentre medical-imaging archives
 /// and turns the predictions into cohort statistics.
 #[derive(Debug, Parser)]
-#[command(name = "nodal", version, about, long_about = None)]
+#[command(name = "nodal", version)]
 pub struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "NODAL_LOG_JSON", global = true)]
@@ -31,6 +31,8 @@ pub enum Command {
     Status(crate::client_cmd::StatusArgs),
     /// Download a finished run's result files.
     Results(crate::client_cmd::ResultsArgs),
+    /// Run everything on this machine: synth, submit, both models, statistics.
+    Demo(crate::demo::DemoArgs),
     /// Mint an API token for the coordinator's tokens file.
     Token(crate::token_cmd::TokenArgs),
     /// Run the inference worker service: consume jobs, run the model, publish results.
@@ -40,7 +42,17 @@ pub enum Command {
 /// Parse the command line, run the subcommand, and map errors to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    nodal_common::telemetry::init(cli.log_json);
+    // Interactive commands keep the terminal for their progress bars and
+    // tables; services log at info.
+    let default_filter = match cli.command {
+        Command::Demo(_)
+        | Command::Synth(_)
+        | Command::Submit(_)
+        | Command::Status(_)
+        | Command::Results(_) => "warn",
+        _ => "info",
+    };
+    nodal_common::telemetry::init(cli.log_json, default_filter);
     let outcome = match cli.command {
         Command::Synth(args) => crate::synth_cmd::run(args),
         Command::Submit(args) => block_on(crate::submit::run(args)),
@@ -49,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => block_on(crate::client_cmd::status(args)),
         Command::Results(args) => block_on(crate::client_cmd::results(args)),
         Command::Token(args) => crate::token_cmd::run(args),
+        Command::Demo(args) => block_on(crate::demo::run(args)),
         Command::Worker(args) => block_on(crate::worker_cmd::run(*args)),
     };
     match outcome {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod client_cmd;
 pub mod coordinator_cmd;
+pub mod demo;
 pub mod metrics;
 pub mod models;
 pub mod output;

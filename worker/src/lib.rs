@@ -1,0 +1,43 @@
+//! nodal's worker: consumes jobs, fetches their tiles from the object store,
+//! decodes them on a CPU pool, batches tiles across jobs, runs ONNX Runtime
+//! on a dedicated thread per model, folds tile outputs into per-case partial
+//! aggregates, publishes each result with confirms and then acks its job.
+//!
+//! ```text
+//! broker ──prefetch──▶ job tasks ──▶ fetch (store, retries) ──▶ decode (CPU pool)
+//!                                                                   │ bounded
+//!   ack ◀── publish ◀── fold per case ◀── oneshot ◀── inference ◀── batcher
+//!                                                   thread (ort)  (size, deadline)
+//! ```
+//!
+//! The service is [`run_worker`]; the models ([`runtime`], [`model`]) and
+//! tile preprocessing ([`preprocess`]) are usable on their own.
+
+mod archives;
+mod batch;
+mod batcher;
+pub mod config;
+mod cpu_pool;
+pub mod error;
+mod fetch;
+pub mod health;
+pub mod http;
+mod inference;
+mod job;
+pub mod metrics;
+pub mod model;
+mod model_cache;
+mod pipeline;
+pub mod preprocess;
+pub mod probe;
+pub mod runtime;
+mod service;
+mod tile;
+
+pub use config::WorkerConfig;
+pub use error::{ErrorKind, WorkerError};
+pub use health::Health;
+pub use metrics::WorkerMetrics;
+pub use model::Model;
+pub use runtime::{Device, Runtime, RuntimeConfig};
+pub use service::{WorkerDeps, WorkerSummary, run_worker};
