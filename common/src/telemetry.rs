@@ -2,11 +2,12 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Install the global tracing subscriber: `RUST_LOG` filters (default
-/// `info`), human-readable lines, or JSON lines when `json` is set.
-/// Calling it twice is harmless.
-pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Install the global tracing subscriber: `RUST_LOG` filters (else
+/// `default_filter`, e.g. `info`), human-readable lines, or JSON lines when
+/// `json` is set. Calling it twice is harmless.
+pub fn init(json: bool, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

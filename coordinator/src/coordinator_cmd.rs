@@ -27,7 +27,8 @@ pub struct CoordinatorArgs {
     /// Address the HTTP API listens on (port 0 picks a free port).
     #[arg(long, env = "NODAL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// A folder of model folders (each with card.json) to publish to the store at start.
+    /// A folder of extra model folders (each with card.json) to publish to the
+    /// store at start; the built-in models are always published.
     #[arg(long, env = "NODAL_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
     /// Default tiles per job.
@@ -79,6 +80,12 @@ pub async fn serve(args: CoordinatorArgs, shutdown: CancellationToken) -> anyhow
         .connect()
         .await
         .context("connecting to the broker")?;
+    for card in crate::models::publish_shipped_models(store.as_ref())
+        .await
+        .context("publishing the built-in models")?
+    {
+        tracing::info!(model = %card.name, version = %card.version, "built-in model published");
+    }
     if let Some(dir) = &args.models_dir {
         let cards = crate::models::publish_models(store.as_ref(), dir)
             .await

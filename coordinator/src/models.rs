@@ -69,10 +69,21 @@ pub async fn publish_model_dir(
     let card = parse_card(&card_bytes, &card_path.display().to_string())?;
     let onnx_path = dir.join(&card.onnx_file);
     let onnx = read(&onnx_path).await?;
+    publish_model_bytes(store, &card_bytes, onnx, &onnx_path.display().to_string()).await
+}
+
+/// Publish a model given as bytes (`source` names the ONNX file in errors).
+pub async fn publish_model_bytes(
+    store: &dyn ObjectStore,
+    card_bytes: &[u8],
+    onnx: Vec<u8>,
+    source: &str,
+) -> Result<ModelCard, ModelError> {
+    let card = parse_card(card_bytes, source)?;
     let actual = sha256_hex(&onnx);
     if actual != card.onnx_sha256 {
         return Err(ModelError::HashMismatch {
-            path: onnx_path.display().to_string(),
+            path: source.to_string(),
             expected: card.onnx_sha256.clone(),
             actual,
         });
@@ -85,10 +96,34 @@ pub async fn publish_model_dir(
     store
         .put(
             &card_key(&card.name, &card.version),
-            Bytes::from(card_bytes),
+            Bytes::copy_from_slice(card_bytes),
         )
         .await?;
     Ok(card)
+}
+
+/// The models nodal ships, built into the binary: (card.json, model.onnx).
+const SHIPPED: [(&str, &[u8], &[u8]); 2] = [
+    (
+        "cytology-origin",
+        include_bytes!("../../models/cytology-origin/card.json"),
+        include_bytes!("../../models/cytology-origin/model.onnx"),
+    ),
+    (
+        "ptc-ln",
+        include_bytes!("../../models/ptc-ln/card.json"),
+        include_bytes!("../../models/ptc-ln/model.onnx"),
+    ),
+];
+
+/// Publish the models built into this binary.
+pub async fn publish_shipped_models(store: &dyn ObjectStore) -> Result<Vec<ModelCard>, ModelError> {
+    let mut cards = Vec::new();
+    for (name, card, onnx) in SHIPPED {
+        let source = format!("built-in model {name}");
+        cards.push(publish_model_bytes(store, card, onnx.to_vec(), &source).await?);
+    }
+    Ok(cards)
 }
 
 /// Publish every model folder under `root` (each holding a card.json).

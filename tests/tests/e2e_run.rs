@@ -1,0 +1,106 @@
+//! The distributed run end to end on real components: synth (scale 0.02) →
+//! submit all eight sites to s3s-fs → a `nodal coordinator` process and two
+//! `nodal worker` processes over RabbitMQ → one run per study. Every
+//! submitted case appears exactly once in predictions.csv or failures.csv;
+//! the validation-split AUC agrees with the model card's held-out figure;
+//! running the same run again gives a byte-identical predictions.csv.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cluster;
+
+use cluster::{Cluster, assert_every_case_once, card_path, read_json};
+use nodal_common::study::Study;
+use std::time::Duration;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
+    let mut c = Cluster::start("e2e-run").await.unwrap();
+    c.submit_synthetic(0.02, 42).await.unwrap();
+    c.start_coordinator(&[]).unwrap();
+    c.start_worker("worker-1", &[]).unwrap();
+    c.start_worker("worker-2", &[]).unwrap();
+
+    for study in Study::ALL {
+        let created = c.create_run(study).await.unwrap();
+        assert!(
+            created.jobs_total > 1,
+            "{study}: the run is sharded into jobs"
+        );
+        let done = c.wait_finished(created.run_id, RUN_TIMEOUT).await.unwrap();
+        assert_eq!(done.jobs_failed, 0, "{study}: no job failed\n{}", c.logs());
+        assert_eq!(
+            done.tiles_done as usize, done.tiles_total,
+            "{study}: every tile has an output"
+        );
+
+        let predictions = c.result_file(done.run_id, "predictions.csv").await.unwrap();
+        let failures = c.result_file(done.run_id, "failures.csv").await.unwrap();
+        let (predicted, failed) =
+            assert_every_case_once(&c.archives[&study], &predictions, &failures);
+        assert!(
+            predicted > failed * 5,
+            "{study}: most cases are predicted ({predicted} vs {failed})"
+        );
+
+        let run_json: serde_json::Value =
+            serde_json::from_str(&c.result_file(done.run_id, "run.json").await.unwrap()).unwrap();
+        let workers = run_json["workers"].as_array().unwrap();
+        assert_eq!(
+            workers.len(),
+            2,
+            "{study}: both workers contributed: {workers:?}"
+        );
+        assert_eq!(run_json["archives"].as_array().unwrap().len(), 4);
+
+        // The validation split's discrimination agrees with the model card.
+        let metrics: serde_json::Value = serde_json::from_str(
+            &c.result_file(done.run_id, "validation/metrics.json")
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let card = read_json(&card_path(study.default_model()));
+        match study {
+            Study::Ultrasound => {
+                let card_auc = card["held_out"]["auc"].as_f64().unwrap();
+                let (low, high) = (
+                    metrics["auc"]["ci_low"].as_f64().unwrap(),
+                    metrics["auc"]["ci_high"].as_f64().unwrap(),
+                );
+                assert!(
+                    low - 0.05 <= card_auc && card_auc <= high + 0.05,
+                    "ultrasound: card AUC {card_auc} outside the run's interval {low}–{high}"
+                );
+            }
+            Study::Cytology => {
+                let card_auc = card["held_out"]["macro_auc"].as_f64().unwrap();
+                let run_auc = metrics["macro_auc"].as_f64().unwrap();
+                assert!(
+                    (run_auc - card_auc).abs() < 0.08,
+                    "cytology: macro AUC {run_auc} vs card {card_auc}"
+                );
+            }
+        }
+        assert!(
+            c.result_file(done.run_id, "report.html")
+                .await
+                .unwrap()
+                .contains("<svg")
+        );
+
+        // The same run again gives the same predictions, byte for byte.
+        let again = c.create_run(study).await.unwrap();
+        let again = c.wait_finished(again.run_id, RUN_TIMEOUT).await.unwrap();
+        let predictions_again = c
+            .result_file(again.run_id, "predictions.csv")
+            .await
+            .unwrap();
+        assert!(
+            predictions == predictions_again,
+            "{study}: a second run must give identical predictions.csv"
+        );
+    }
+}
