@@ -67,7 +67,7 @@ pub async fn serve(args: CoordinatorArgs, shutdown: CancellationToken) -> anyhow
             anyhow::bail!("give either --tokens-file or --insecure-no-auth, not both")
         }
         (None, false) => anyhow::bail!(
-            "the API needs tokens: pass --tokens-file FILE (create entries with `nodal token new`) or, for local experiments, --insecure-no-auth"
+            "the API needs tokens: pass --tokens-file FILE (create it with `nodal token --tokens-file FILE …`) or, for local experiments, --insecure-no-auth"
         ),
     };
     let store = args
