@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what nodal needs on a fresh Debian 12 machine. Idempotent and quick
-# when already done. Usage: scripts/setup.sh [ort] [s3] [rabbitmq] [chromium] [all]
+# when already done. Usage: scripts/setup.sh [ort] [s3] [rabbitmq] [chromium] [tls] [all]
 #   ort       ONNX Runtime 1.31.1 shared library into .cache/onnxruntime (from the PyPI wheel)
 #   s3        the s3s-fs S3-compatible server into .cache/tools (from crates.io)
 #   rabbitmq  RabbitMQ on 127.0.0.1:5672, started if not running (Debian package)
 #   chromium  headless Chromium for the report test (Debian package)
+#   tls       stunnel4 and openssl, for the TLS tests (Debian packages)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/.cache"
@@ -83,6 +84,11 @@ setup_chromium() {
   apt_install chromium
 }
 
+setup_tls() {
+  command -v stunnel4 >/dev/null && command -v openssl >/dev/null && return 0
+  apt_install stunnel4 openssl
+}
+
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(all)
 for part in "${parts[@]}"; do
@@ -91,7 +97,8 @@ for part in "${parts[@]}"; do
     s3) setup_s3 ;;
     rabbitmq) setup_rabbitmq ;;
     chromium) setup_chromium ;;
-    all) setup_ort; setup_rabbitmq; setup_chromium; setup_s3 ;;
-    *) log "unknown part $part (ort, s3, rabbitmq, chromium, all)"; exit 2 ;;
+    tls) setup_tls ;;
+    all) setup_ort; setup_rabbitmq; setup_chromium; setup_tls; setup_s3 ;;
+    *) log "unknown part $part (ort, s3, rabbitmq, chromium, tls, all)"; exit 2 ;;
   esac
 done

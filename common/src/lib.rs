@@ -10,6 +10,7 @@ pub mod retry;
 pub mod store;
 pub mod study;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 
 /// nodal's version, recorded in manifests and run provenance.

@@ -35,10 +35,13 @@ pub struct ApiState {
     pub access: Access,
     /// The process's metrics registry, served at /metrics.
     pub registry: Registry,
+    /// The object proxy's settings (`/store`).
+    pub proxy: crate::store_proxy::ProxyConfig,
 }
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
+    let proxy = crate::store_proxy::routes(state.proxy);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
@@ -49,6 +52,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/models", get(list_models))
         .route("/archives", get(list_archives))
         .route("/archives/{id}", get(archive_summary))
+        .merge(proxy)
         .with_state(state)
 }
 
@@ -61,7 +65,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `status`, a machine-readable `kind` and a message.
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             kind,
@@ -117,7 +122,7 @@ impl From<EngineError> for ApiError {
 }
 
 /// Authenticate a request from its `Authorization: Bearer` header.
-fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let tokens = match &state.access {
         Access::Open => {
             return Ok(Principal {

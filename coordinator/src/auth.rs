@@ -4,11 +4,16 @@
 //! a *site* token reaches its own site's archives, an *analyst* token reads
 //! runs and results, an *operator* token creates runs and sees everything.
 //! A presented token is hashed and compared in constant time with every
-//! configured hash; tokens never reach logs.
+//! configured hash; tokens never reach logs. The same roles decide what the
+//! object proxy (`/store`) lets a token touch: see [`Principal::store_access`].
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use subtle::ConstantTimeEq;
+
+/// The environment variable that may hold the tokens JSON inline (instead
+/// of a file; e.g. from a Kubernetes secret).
+pub const TOKENS_ENV: &str = "NODAL_TOKENS";
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +75,81 @@ impl Principal {
     pub fn can_list_archives(&self) -> bool {
         !matches!(self.role, Role::Analyst)
     }
+
+    /// May `op` the object `key` (or, for [`StoreOp::List`], every key under
+    /// the prefix `key`) through the coordinator's object proxy. An operator
+    /// may do anything; a site may read, write and list keys under
+    /// `archives/<site>.` only (never delete: it replaces an archive by
+    /// submitting again); an analyst nothing (results come from `/runs`).
+    /// The refusal says why, naming the token's site and the key's.
+    pub fn store_access(&self, op: StoreOp, key: &str) -> Result<(), String> {
+        match &self.role {
+            Role::Operator => Ok(()),
+            Role::Analyst => Err(
+                "analyst tokens may not use the object store (read results through /runs/{run_id}/files)"
+                    .into(),
+            ),
+            Role::Site { site } => {
+                if op == StoreOp::Delete {
+                    return Err(format!(
+                        "site tokens may not delete objects (site {site:?}: submit again to replace an archive)"
+                    ));
+                }
+                let own = site_prefix(site);
+                if key.starts_with(&own) {
+                    return Ok(());
+                }
+                let whose = key
+                    .strip_prefix("archives/")
+                    .and_then(|rest| rest.split_once('.'))
+                    .map(|(other, _)| other)
+                    .filter(|other| !other.is_empty() && !other.contains('/'));
+                Err(match whose {
+                    Some(other) => format!(
+                        "a token of site {site:?} may not {} {key:?}: it belongs to site {other:?}; a site token reaches only keys under {own:?}",
+                        op.verb()
+                    ),
+                    None => format!(
+                        "a token of site {site:?} may not {} {key:?}: a site token reaches only keys under {own:?}",
+                        op.verb()
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// What a request to the object proxy does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    /// GET an object.
+    Get,
+    /// HEAD an object.
+    Head,
+    /// PUT an object.
+    Put,
+    /// DELETE an object.
+    Delete,
+    /// List a prefix.
+    List,
+}
+
+impl StoreOp {
+    /// The operation as a verb, for messages.
+    pub fn verb(self) -> &'static str {
+        match self {
+            StoreOp::Get | StoreOp::Head => "read",
+            StoreOp::Put => "write",
+            StoreOp::Delete => "delete",
+            StoreOp::List => "list",
+        }
+    }
+}
+
+/// The key prefix of one site's archives: `archives/<site>.` (site names
+/// hold no dots, so no other site's archives share it).
+pub fn site_prefix(site: &str) -> String {
+    format!("archives/{site}.")
 }
 
 /// Why the token configuration could not be loaded.
@@ -156,6 +236,24 @@ impl TokenStore {
         Self::from_json(&text, &path.display().to_string())
     }
 
+    /// The tokens from exactly one source: a file (`--tokens-file`) or the
+    /// inline JSON of the environment variable [`TOKENS_ENV`]. `Ok(None)`
+    /// when neither is given; both at once is an error.
+    pub fn from_sources(
+        file: Option<&Path>,
+        inline: Option<&str>,
+    ) -> Result<Option<Self>, AuthConfigError> {
+        match (file, inline) {
+            (Some(path), None) => Self::from_file(path).map(Some),
+            (None, Some(json)) => Self::from_json(json, &format!("env {TOKENS_ENV}")).map(Some),
+            (None, None) => Ok(None),
+            (Some(path), Some(_)) => Err(AuthConfigError::Parse {
+                origin: path.display().to_string(),
+                message: format!("give the tokens in a file or in {TOKENS_ENV}, not both"),
+            }),
+        }
+    }
+
     /// Number of configured tokens.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -233,6 +331,79 @@ mod tests {
         assert!(o.can_read_runs() && o.can_create_runs() && o.can_access_site("cy-b"));
         assert_eq!(tokens.authenticate("ndl_wrong"), None);
         assert_eq!(tokens.authenticate(""), None);
+    }
+
+    #[test]
+    fn the_store_proxy_follows_the_roles() {
+        let (tokens, site, analyst, operator) = store();
+        let s = tokens.authenticate(&site).unwrap();
+        let own = "archives/cy-a.0123456789abcdef/manifest.json";
+        for op in [StoreOp::Get, StoreOp::Head, StoreOp::Put, StoreOp::List] {
+            assert_eq!(s.store_access(op, own), Ok(()), "{op:?}");
+        }
+        assert_eq!(s.store_access(StoreOp::List, "archives/cy-a."), Ok(()));
+        let err = s
+            .store_access(StoreOp::Put, "archives/cy-b.0123456789abcdef/manifest.json")
+            .unwrap_err();
+        assert!(
+            err.contains("\"cy-a\"") && err.contains("\"cy-b\""),
+            "{err}"
+        );
+        for key in [
+            "archives/cy-ab.0123456789abcdef/manifest.json",
+            "archives/cy-a",
+            "archives/",
+            "",
+            "runs/x/run.json",
+            "models/m/1/card.json",
+        ] {
+            assert!(s.store_access(StoreOp::Get, key).is_err(), "{key:?}");
+            assert!(s.store_access(StoreOp::List, key).is_err(), "{key:?}");
+        }
+        assert!(
+            s.store_access(StoreOp::Delete, own)
+                .unwrap_err()
+                .contains("delete")
+        );
+        let a = tokens.authenticate(&analyst).unwrap();
+        assert!(a.store_access(StoreOp::Get, "runs/x/run.json").is_err());
+        assert!(a.store_access(StoreOp::List, "").is_err());
+        let o = tokens.authenticate(&operator).unwrap();
+        for op in [StoreOp::Get, StoreOp::Put, StoreOp::Delete, StoreOp::List] {
+            assert_eq!(o.store_access(op, "runs/x/run.json"), Ok(()));
+        }
+    }
+
+    #[test]
+    fn tokens_come_from_one_source() {
+        let (_, e) = new_token("ops", Role::Operator);
+        let json = serde_json::to_string(&vec![e]).unwrap();
+        let inline = TokenStore::from_sources(None, Some(&json))
+            .unwrap()
+            .unwrap();
+        assert_eq!(inline.len(), 1);
+        assert!(TokenStore::from_sources(None, None).unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        std::fs::write(&path, &json).unwrap();
+        assert_eq!(
+            TokenStore::from_sources(Some(&path), None)
+                .unwrap()
+                .unwrap()
+                .len(),
+            1
+        );
+        let both = TokenStore::from_sources(Some(&path), Some(&json))
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("not both"), "{both}");
+        let err = TokenStore::from_sources(None, Some("[\n  {\"name\": }\n]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("env NODAL_TOKENS") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]

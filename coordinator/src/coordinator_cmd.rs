@@ -41,9 +41,22 @@ pub struct CoordinatorArgs {
     /// Publications of one job before it is given up on and its cases reported failed.
     #[arg(long, env = "NODAL_MAX_PUBLISHES", default_value_t = 4)]
     pub max_publishes: u32,
-    /// JSON file of API tokens (see docs/api.md); required unless --insecure-no-auth.
+    /// JSON file of API tokens (see docs/api.md); it or --tokens-json is
+    /// required unless --insecure-no-auth.
     #[arg(long, env = "NODAL_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
+    /// The tokens JSON itself, instead of a file (e.g. from a Kubernetes
+    /// secret); it holds only hashes of the tokens.
+    #[arg(
+        long,
+        env = "NODAL_TOKENS",
+        hide_env_values = true,
+        value_name = "JSON"
+    )]
+    pub tokens_json: Option<String>,
+    /// Largest body the object proxy (`PUT /store/{key}`) accepts, in MiB.
+    #[arg(long, env = "NODAL_STORE_PROXY_MAX_BODY_MIB", default_value_t = crate::store_proxy::DEFAULT_MAX_BODY_MIB)]
+    pub store_proxy_max_body_mib: usize,
     /// Serve the API without authentication (local experiments only).
     #[arg(long, env = "NODAL_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
@@ -57,19 +70,31 @@ pub async fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
 
 /// Serve until `shutdown` is cancelled.
 pub async fn serve(args: CoordinatorArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let access = match (&args.tokens_file, args.insecure_no_auth) {
-        (Some(path), false) => Access::Tokens(Arc::new(TokenStore::from_file(path)?)),
+    let tokens =
+        TokenStore::from_sources(args.tokens_file.as_deref(), args.tokens_json.as_deref())?;
+    let access = match (tokens, args.insecure_no_auth) {
+        (Some(tokens), false) => {
+            if tokens.is_empty() {
+                tracing::warn!("no API token is configured: every request will be refused");
+            }
+            Access::Tokens(Arc::new(tokens))
+        }
         (None, true) => {
             tracing::warn!("the API is open: no token is required (--insecure-no-auth)");
             Access::Open
         }
         (Some(_), true) => {
-            anyhow::bail!("give either --tokens-file or --insecure-no-auth, not both")
+            anyhow::bail!(
+                "give either tokens (--tokens-file, NODAL_TOKENS) or --insecure-no-auth, not both"
+            )
         }
         (None, false) => anyhow::bail!(
-            "the API needs tokens: pass --tokens-file FILE (create it with `nodal token --tokens-file FILE …`) or, for local experiments, --insecure-no-auth"
+            "the API needs tokens: pass --tokens-file FILE (create it with `nodal token --tokens-file FILE …`) or the JSON in NODAL_TOKENS, or, for local experiments, --insecure-no-auth"
         ),
     };
+    if args.store_proxy_max_body_mib == 0 {
+        anyhow::bail!("--store-proxy-max-body-mib must be at least 1");
+    }
     let store = args
         .store
         .open()
@@ -121,6 +146,9 @@ pub async fn serve(args: CoordinatorArgs, shutdown: CancellationToken) -> anyhow
         engine: engine.clone(),
         access,
         registry,
+        proxy: crate::store_proxy::ProxyConfig {
+            max_body: args.store_proxy_max_body_mib.saturating_mul(1024 * 1024),
+        },
     });
     let stop = shutdown.clone();
     axum::serve(listener, app)

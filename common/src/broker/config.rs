@@ -164,6 +164,10 @@ pub struct BrokerArgs {
     /// Connection name shown by RabbitMQ (management UI, rabbitmqctl).
     #[arg(long, env = "NODAL_BROKER_CONNECTION_NAME", default_value = "nodal")]
     pub broker_connection_name: String,
+    /// PEM file of CA certificates to trust for an amqps:// broker, in
+    /// addition to the system's roots.
+    #[arg(long, env = "NODAL_AMQP_CA_FILE", value_name = "PEM")]
+    pub amqp_ca_file: Option<std::path::PathBuf>,
 }
 
 impl BrokerArgs {
@@ -181,8 +185,19 @@ impl BrokerArgs {
             dead: self.dead_queue.clone().unwrap_or(format!("{prefix}.dead")),
         });
         config.set_delivery_limit(self.delivery_limit);
-        if let BrokerConfig::Rabbit(rabbit) = &mut config {
-            rabbit.connection_name = self.broker_connection_name.clone();
+        match &mut config {
+            BrokerConfig::Rabbit(rabbit) => {
+                rabbit.connection_name = self.broker_connection_name.clone();
+                rabbit.ca_file = self.amqp_ca_file.clone();
+            }
+            BrokerConfig::Memory { .. } if self.amqp_ca_file.is_some() => {
+                return Err(BrokerError::permanent(
+                    "connect",
+                    "",
+                    "--amqp-ca-file is only used with an amqps:// broker",
+                ));
+            }
+            BrokerConfig::Memory { .. } => {}
         }
         if let Some(problem) = queue_names_problem(config.queues()) {
             return Err(BrokerError::permanent("connect", "", problem));

@@ -5,7 +5,9 @@ use super::s3::{
     DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MULTIPART_THRESHOLD_MIB, DEFAULT_OPERATION_TIMEOUT_SECS, DEFAULT_PART_SIZE_MIB, MIB,
 };
-use super::{LocalStore, S3Config, S3Store, SharedStore, StoreError, StoreErrorKind};
+use super::{
+    HttpConfig, HttpStore, LocalStore, S3Config, S3Store, SharedStore, StoreError, StoreErrorKind,
+};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,11 +23,14 @@ pub enum StoreConfig {
     },
     /// An S3-compatible bucket.
     S3(Box<S3Config>),
+    /// The coordinator's object proxy (`http://` or `https://`), with a token.
+    Http(Box<HttpConfig>),
 }
 
 impl StoreConfig {
-    /// Parse a store URL: `file:///abs/path`, `file://relative/path` or
-    /// `s3://bucket/prefix` (S3 settings at their defaults).
+    /// Parse a store URL: `file:///abs/path`, `file://relative/path`,
+    /// `s3://bucket/prefix` or `http(s)://coordinator:port` (other settings
+    /// at their defaults).
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
         let bad = |why: &str| {
             StoreError::new(
@@ -34,7 +39,7 @@ impl StoreConfig {
                 "",
                 url,
                 format!(
-                    "bad store URL: {why} (expected file:///abs/path, file://relative/path or s3://bucket/prefix)"
+                    "bad store URL: {why} (expected file:///abs/path, file://relative/path, s3://bucket/prefix or http(s)://coordinator:port)"
                 ),
             )
         };
@@ -52,6 +57,15 @@ impl StoreConfig {
             let prefix = prefix.trim_end_matches('/');
             return Ok(Self::S3(Box::new(S3Config::new(bucket, prefix))));
         }
+        if let Some(rest) = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+        {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(bad("the coordinator's host is missing"));
+            }
+            return Ok(Self::Http(Box::new(HttpConfig::new(url))));
+        }
         Err(bad("unknown scheme"))
     }
 
@@ -60,6 +74,7 @@ impl StoreConfig {
         match self {
             Self::Local { root } => format!("file://{}", root.display()),
             Self::S3(s3) => s3.describe(),
+            Self::Http(http) => http.describe(),
         }
     }
 }
@@ -70,15 +85,17 @@ pub async fn open_store(config: &StoreConfig) -> Result<SharedStore, StoreError>
     Ok(match config {
         StoreConfig::Local { root } => Arc::new(LocalStore::open(root.clone()).await?),
         StoreConfig::S3(s3) => Arc::new(S3Store::connect(s3).await?),
+        StoreConfig::Http(http) => Arc::new(HttpStore::connect(http)?),
     })
 }
 
 /// Command-line flags (and environment variables) choosing the object store.
-/// Its `Debug` hides the secret key and session token.
+/// Its `Debug` hides the secret key, the session token and the API token.
 #[derive(clap::Args, Clone)]
 pub struct StoreArgs {
     /// Object store: `file:///abs/path` or `file://relative/path` (a local
-    /// folder, the embedded default) or `s3://bucket/prefix`.
+    /// folder, the embedded default), `s3://bucket/prefix`, or the
+    /// coordinator's object proxy `http(s)://host:port` (with --token).
     #[arg(
         long = "store",
         env = "NODAL_STORE",
@@ -106,16 +123,17 @@ pub struct StoreArgs {
     /// off for AWS.
     #[arg(long, env = "NODAL_S3_PATH_STYLE")]
     pub s3_path_style: Option<bool>,
-    /// Most S3 requests in flight at once.
+    /// Most S3 (or http store) requests in flight at once.
     #[arg(long, env = "NODAL_S3_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY)]
     pub s3_concurrency: usize,
-    /// Attempts per S3 request, the first included.
+    /// Attempts per S3 (or http store) request, the first included.
     #[arg(long, env = "NODAL_S3_MAX_ATTEMPTS", default_value_t = DEFAULT_MAX_ATTEMPTS)]
     pub s3_max_attempts: u32,
-    /// Seconds allowed to open a connection to S3.
+    /// Seconds allowed to open a connection to S3 (or the http store).
     #[arg(long, env = "NODAL_S3_CONNECT_TIMEOUT_SECS", default_value_t = DEFAULT_CONNECT_TIMEOUT_SECS)]
     pub s3_connect_timeout_secs: u64,
-    /// Seconds allowed for one S3 request, its retries included.
+    /// Seconds allowed for one S3 request, its retries included (http
+    /// store: for each attempt).
     #[arg(long, env = "NODAL_S3_TIMEOUT_SECS", default_value_t = DEFAULT_OPERATION_TIMEOUT_SECS)]
     pub s3_timeout_secs: u64,
     /// Objects larger than this many MiB are uploaded in parts.
@@ -124,6 +142,17 @@ pub struct StoreArgs {
     /// Size of each part of a multipart upload, in MiB (at least 5).
     #[arg(long, env = "NODAL_S3_PART_SIZE_MIB", default_value_t = DEFAULT_PART_SIZE_MIB)]
     pub s3_part_size_mib: usize,
+    /// PEM file of CA certificates to trust for an https:// S3 endpoint or
+    /// http store, in addition to the system's roots.
+    #[arg(long, env = "NODAL_S3_CA_FILE", value_name = "PEM")]
+    pub s3_ca_file: Option<PathBuf>,
+    /// Trust only the certificates of --s3-ca-file, not the system's roots.
+    #[arg(long, env = "NODAL_S3_CA_ONLY", requires = "s3_ca_file")]
+    pub s3_ca_only: bool,
+    /// Bearer token for an http(s):// store (a site token submits its own
+    /// site's archives through the coordinator).
+    #[arg(long = "token", env = "NODAL_TOKEN", hide_env_values = true)]
+    pub store_token: Option<String>,
 }
 
 impl StoreArgs {
@@ -143,6 +172,17 @@ impl StoreArgs {
             s3.operation_timeout = Duration::from_secs(self.s3_timeout_secs);
             s3.multipart_threshold = self.s3_multipart_threshold_mib.saturating_mul(MIB);
             s3.part_size = self.s3_part_size_mib.saturating_mul(MIB);
+            s3.ca_file = self.s3_ca_file.clone();
+            s3.ca_only = self.s3_ca_only;
+        }
+        if let StoreConfig::Http(http) = &mut config {
+            http.token = self.store_token.clone();
+            http.concurrency = self.s3_concurrency;
+            http.max_attempts = self.s3_max_attempts;
+            http.connect_timeout = Duration::from_secs(self.s3_connect_timeout_secs);
+            http.request_timeout = Duration::from_secs(self.s3_timeout_secs);
+            http.ca_file = self.s3_ca_file.clone();
+            http.ca_only = self.s3_ca_only;
         }
         Ok(config)
     }
@@ -210,7 +250,8 @@ mod tests {
     #[test]
     fn bad_urls_are_clear_errors() {
         for (url, says) in [
-            ("http://x", "unknown scheme"),
+            ("ftp://x", "unknown scheme"),
+            ("http://", "host is missing"),
             ("/plain/path", "unknown scheme"),
             ("file://", "folder is missing"),
             ("s3://", "bucket is missing"),

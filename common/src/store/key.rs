@@ -12,7 +12,7 @@ const MAX_KEY_BYTES: usize = 1024;
 /// or trailing `/`, no empty, `.` or `..` segments, no backslash and no
 /// control characters. Anything else (spaces, `+`, `%`, `=`, `@`, non-ASCII
 /// letters…) is allowed.
-pub(crate) fn key_problem(key: &str) -> Option<&'static str> {
+pub fn key_problem(key: &str) -> Option<&'static str> {
     if key.is_empty() {
         return Some("the key is empty");
     }
@@ -26,7 +26,7 @@ pub(crate) fn key_problem(key: &str) -> Option<&'static str> {
 ///
 /// A prefix is empty or the start of a valid key: the same rules, except that
 /// it may end with `/` or in the middle of a segment.
-pub(crate) fn prefix_problem(prefix: &str) -> Option<&'static str> {
+pub fn prefix_problem(prefix: &str) -> Option<&'static str> {
     if prefix.is_empty() {
         return None;
     }

@@ -1,5 +1,6 @@
 //! Object storage behind one small trait: S3-compatible storage in
-//! distributed mode, a local folder in the embedded default.
+//! distributed mode, a local folder in the embedded default, and the
+//! coordinator's object proxy for sites that hold a token, not S3 keys.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -7,11 +8,14 @@ use std::fmt;
 use std::sync::Arc;
 
 mod config;
+mod http;
 mod key;
 mod local;
 mod s3;
 
 pub use config::{StoreArgs, StoreConfig, open_store};
+pub use http::{HttpConfig, HttpStore};
+pub use key::{key_problem, prefix_problem};
 pub use local::LocalStore;
 pub use s3::{S3Config, S3Store};
 

@@ -1,13 +1,22 @@
 //! The one place that sorts lapin and pool errors into transient (reconnect
 //! and retry) and permanent.
 
+use super::connect::PoolError;
 use crate::broker::BrokerError;
-use deadpool_lapin::PoolError;
 use lapin::protocol::{AMQPErrorKind, AMQPHardError};
 use lapin::{Error, ErrorKind};
 
 /// A [`BrokerError`] for `op` on `queue` from a lapin error.
 pub(super) fn from_lapin(op: &'static str, queue: &str, err: &Error) -> BrokerError {
+    if let Some(problem) = crate::tls::certificate_problem(err) {
+        return BrokerError::permanent(
+            op,
+            queue,
+            format!(
+                "TLS: the broker's certificate was refused: {problem} (trust its CA with --amqp-ca-file)"
+            ),
+        );
+    }
     let message = err.to_string();
     if is_transient(err) {
         BrokerError::transient(op, queue, message)

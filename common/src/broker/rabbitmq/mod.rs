@@ -2,6 +2,7 @@
 //! pool. Persistent, mandatory publishes confirmed by the broker; manual acks;
 //! consumers that reconnect by themselves (see [`subscription`]).
 
+mod connect;
 mod errors;
 mod subscription;
 mod topology;
@@ -10,13 +11,16 @@ use super::{Broker, BrokerError, QueueNames, Subscription};
 use crate::retry::{RetryPolicy, retry};
 use async_trait::async_trait;
 use bytes::Bytes;
-use deadpool_lapin::{Pool, PoolConfig, Runtime, Timeouts};
+use connect::{Manager, Pool};
+use deadpool::Runtime;
+use deadpool::managed::{PoolConfig, Timeouts};
 use errors::{from_lapin, from_pool};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
-use lapin::{BasicProperties, Channel, Confirmation, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Confirmation};
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +42,9 @@ pub struct RabbitConfig {
     /// Backoff between reconnects, and attempts for a publish or a new
     /// subscription (consumers reconnect for as long as it takes).
     pub retry: RetryPolicy,
+    /// A PEM file of CA certificates to trust for `amqps://`, in addition
+    /// to the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl RabbitConfig {
@@ -54,6 +61,7 @@ impl RabbitConfig {
                 base_delay: Duration::from_millis(100),
                 max_delay: Duration::from_secs(5),
             },
+            ca_file: None,
         }
     }
 
@@ -74,6 +82,7 @@ impl fmt::Debug for RabbitConfig {
             .field("delivery_limit", &self.delivery_limit)
             .field("connection_name", &self.connection_name)
             .field("retry", &self.retry)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -140,10 +149,31 @@ impl RabbitBroker {
             )
         })?;
         let name = describe_uri(&uri);
-        let connection_name = config.connection_name.clone();
-        let pool = deadpool_lapin::Config {
-            url: Some(config.url.clone()),
-            pool: Some(PoolConfig {
+        let ca_pem = match &config.ca_file {
+            Some(path) => {
+                let ca = crate::tls::CaCertificates::load(path)
+                    .map_err(|e| BrokerError::permanent("connect", "", e.to_string()))?;
+                if uri.scheme != lapin::uri::AMQPScheme::AMQPS {
+                    return Err(BrokerError::permanent(
+                        "connect",
+                        "",
+                        format!(
+                            "{name}: a CA file ({}) is only used with amqps:// URLs",
+                            path.display()
+                        ),
+                    ));
+                }
+                Some(String::from_utf8_lossy(ca.pem()).into_owned())
+            }
+            None => None,
+        };
+        let manager = Manager {
+            url: config.url.clone(),
+            connection_name: config.connection_name.clone(),
+            ca_pem,
+        };
+        let pool = Pool::builder(manager)
+            .config(PoolConfig {
                 max_size: 2,
                 timeouts: Timeouts {
                     wait: Some(Duration::from_secs(30)),
@@ -151,15 +181,10 @@ impl RabbitBroker {
                     recycle: Some(Duration::from_secs(5)),
                 },
                 ..PoolConfig::default()
-            }),
-        }
-        .create_pool(
-            move || {
-                ConnectionProperties::default().with_connection_name(connection_name.clone().into())
-            },
-            Runtime::Tokio1,
-        )
-        .map_err(|e| BrokerError::permanent("connect", "", format!("{name}: {e}")))?;
+            })
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| BrokerError::permanent("connect", "", format!("{name}: {e}")))?;
         let link = Arc::new(Link {
             pool,
             name,

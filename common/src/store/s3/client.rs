@@ -3,6 +3,7 @@
 //! S3-compatible server accepts.
 
 use super::S3Config;
+use crate::tls::CaCertificates;
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -10,6 +11,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 /// Region used when neither the configuration nor the environment names one
 /// (S3-compatible servers usually ignore it).
@@ -17,8 +19,12 @@ const FALLBACK_REGION: &str = "us-east-1";
 
 /// The SDK client for `config`. Static credentials when the configuration has
 /// them, else the SDK's default chain (environment, profile, web identity,
-/// container and instance metadata).
-pub(super) async fn build(config: &S3Config) -> aws_sdk_s3::Client {
+/// container and instance metadata). `ca` (already checked) is trusted for
+/// `https://` endpoints besides the system roots, or alone with `ca_only`.
+pub(super) async fn build(
+    config: &S3Config,
+    ca: Option<&CaCertificates>,
+) -> Result<aws_sdk_s3::Client, String> {
     let retry = RetryConfig::standard()
         .with_max_attempts(config.max_attempts)
         .with_initial_backoff(config.retry_initial_backoff);
@@ -38,6 +44,22 @@ pub(super) async fn build(config: &S3Config) -> aws_sdk_s3::Client {
     if let Some(endpoint) = &config.endpoint {
         loader = loader.endpoint_url(endpoint);
     }
+    if let Some(ca) = ca {
+        let trust = TrustStore::default()
+            .with_native_roots(!config.ca_only)
+            .with_pem_certificate(ca.pem());
+        let context = TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .map_err(|e| format!("TLS settings: {e}"))?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(context)
+            .build_https();
+        loader = loader.http_client(http);
+    }
     if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
         loader = loader.credentials_provider(Credentials::new(
             access,
@@ -53,5 +75,5 @@ pub(super) async fn build(config: &S3Config) -> aws_sdk_s3::Client {
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build();
-    aws_sdk_s3::Client::from_conf(s3)
+    Ok(aws_sdk_s3::Client::from_conf(s3))
 }

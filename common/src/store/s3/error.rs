@@ -16,6 +16,17 @@ pub(super) fn from_sdk<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if let Some(problem) = crate::tls::certificate_problem(&err) {
+        return StoreError::new(
+            StoreErrorKind::Permanent,
+            op,
+            key,
+            store,
+            format!(
+                "TLS: the server's certificate was refused: {problem} (trust its CA with --s3-ca-file)"
+            ),
+        );
+    }
     let kind = match &err {
         SdkError::ConstructionFailure(_) => StoreErrorKind::Permanent,
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => StoreErrorKind::Transient,

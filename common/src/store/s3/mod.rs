@@ -8,11 +8,13 @@ mod multipart;
 
 use super::key::{check_key, check_prefix};
 use super::{ObjectMeta, ObjectStore, StoreError, StoreErrorKind};
+use crate::tls::CaCertificates;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use error::from_sdk;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -73,6 +75,11 @@ pub struct S3Config {
     pub multipart_threshold: usize,
     /// Size of each part (at least 5 MiB).
     pub part_size: usize,
+    /// A PEM file of CA certificates to trust for an `https://` endpoint,
+    /// in addition to the system's roots (or instead, with `ca_only`).
+    pub ca_file: Option<PathBuf>,
+    /// Trust only the certificates of `ca_file`, not the system's roots.
+    pub ca_only: bool,
 }
 
 impl S3Config {
@@ -95,6 +102,8 @@ impl S3Config {
             operation_timeout: Duration::from_secs(DEFAULT_OPERATION_TIMEOUT_SECS),
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD_MIB * MIB,
             part_size: DEFAULT_PART_SIZE_MIB * MIB,
+            ca_file: None,
+            ca_only: false,
         }
     }
 
@@ -148,6 +157,9 @@ impl S3Config {
                 "endpoint {endpoint:?} must start with http:// or https://"
             ));
         }
+        if self.ca_only && self.ca_file.is_none() {
+            return Some("trusting only the CA file (ca_only) needs a CA file".into());
+        }
         if self.access_key.is_some() != self.secret_key.is_some() {
             return Some("an access key and a secret key must be given together".into());
         }
@@ -185,6 +197,8 @@ impl fmt::Debug for S3Config {
             .field("operation_timeout", &self.operation_timeout)
             .field("multipart_threshold", &self.multipart_threshold)
             .field("part_size", &self.part_size)
+            .field("ca_file", &self.ca_file)
+            .field("ca_only", &self.ca_only)
             .finish()
     }
 }
@@ -223,8 +237,16 @@ impl S3Store {
                 problem,
             ));
         }
+        let ca = match &config.ca_file {
+            Some(path) => Some(CaCertificates::load(path).map_err(|e| {
+                StoreError::new(StoreErrorKind::Permanent, "open", "", &name, e.to_string())
+            })?),
+            None => None,
+        };
         Ok(Self {
-            client: client::build(config).await,
+            client: client::build(config, ca.as_ref())
+                .await
+                .map_err(|e| StoreError::new(StoreErrorKind::Permanent, "open", "", &name, e))?,
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
             permits: Arc::new(Semaphore::new(config.concurrency)),
