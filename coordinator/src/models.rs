@@ -39,6 +39,14 @@ pub enum ModelError {
         /// The file's hash.
         actual: String,
     },
+    /// The file behind the card is not an ONNX model.
+    #[error("{path}: {message}")]
+    NotOnnx {
+        /// The ONNX file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// No model of that name (and version) in the store.
     #[error(
         "unknown model {0:?}: publish it first (the coordinator publishes the shipped models at start)"
@@ -86,6 +94,12 @@ pub async fn publish_model_bytes(
             path: source.to_string(),
             expected: card.onnx_sha256.clone(),
             actual,
+        });
+    }
+    if let Some(message) = crate::onnx_check::onnx_problem(&onnx) {
+        return Err(ModelError::NotOnnx {
+            path: source.to_string(),
+            message,
         });
     }
     let onnx_key = card.onnx_key();

@@ -126,6 +126,15 @@ fn multiclass_row_must_sum_to_one() {
 }
 
 #[test]
+fn windows_and_old_mac_line_ends_keep_line_numbers_right() {
+    for end in ["\r\n", "\r"] {
+        let csv = ["case_id,site,label,score", "c1,A,1,0.5", "c2,A,0,1.3", ""].join(end);
+        let e = error(&csv, Task::Binary);
+        assert_names(&e, &["line 3", "column \"score\"", "1.3"]);
+    }
+}
+
+#[test]
 fn ragged_rows_and_quoted_newlines_keep_line_numbers_right() {
     let e = error(
         "case_id,site,label,score\nc1,A,1,0.5\nc2,A,0\n",

@@ -74,10 +74,11 @@ pub fn parse(study: Study, bytes: &[u8], problems: &mut Vec<Problem>) -> Vec<Cas
         ));
         return Vec::new();
     }
+    let bytes = nodal_stats::reader::lf_line_ends(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(bytes);
+        .from_reader(bytes.as_ref());
     let mut records = reader.records();
     let header = match records.next() {
         None => {
@@ -291,6 +292,23 @@ mod tests {
             rows[0].report().map(|f| f.path.as_str()),
             Some("reports/C1.json")
         );
+    }
+
+    #[test]
+    fn lines_are_counted_right_whatever_the_line_ends() {
+        for end in ["\n", "\r\n", "\r"] {
+            let text = [
+                US_HEADER.to_string(),
+                us_row("C1", "45"),
+                us_row("C2", "4x"),
+            ]
+            .join(end);
+            let (rows, problems) = parse_text(Study::Ultrasound, &text);
+            let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [2, 3], "line end {end:?}");
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].starts_with("cases.csv:3:"), "{problems:?}");
+        }
     }
 
     #[test]
