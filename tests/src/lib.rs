@@ -1,13 +1,15 @@
 //! Shared helpers for the end-to-end tests: real servers only. An S3 server
 //! ([`S3Server`], s3s-fs in a temporary folder), RabbitMQ helpers (unique
 //! queue names per test, cleanup, closing a test's connections), real
-//! `nodal` processes ([`NodalProcess`]) and the repository root.
+//! `nodal` processes ([`NodalProcess`]), reading `/metrics`
+//! ([`prom::sample`]) and the repository root.
 
 mod process;
+pub mod prom;
 mod rabbit;
 mod s3_server;
 
-pub use process::{NodalProcess, nodal_binary, peak_rss_bytes};
+pub use process::{NodalProcess, nodal_binary, peak_rss_bytes, rss_bytes};
 pub use rabbit::{TestQueues, amqp_url, close_connections};
 pub use s3_server::S3Server;
 

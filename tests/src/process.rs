@@ -11,20 +11,32 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The release `nodal` binary, built (or found up to date) once per test process.
+///
+/// It is built exactly as the test command's build step builds the workspace
+/// (`--workspace --all-targets`): narrower selections unify features
+/// differently and would compile a second copy of half the dependency tree.
 pub fn nodal_binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let root = crate::repo_root();
-            let status = Command::new(env!("CARGO"))
+            let mut cargo = Command::new(env!("CARGO"));
+            // The variables cargo sets for this test process are not the
+            // outer build's: left in, build scripts that watch them (ring's
+            // watches CARGO_MANIFEST_DIR) would rebuild half the tree.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if is_cargo_test_variable(&name) {
+                    cargo.env_remove(name.as_ref());
+                }
+            }
+            let status = cargo
                 .args([
                     "build",
                     "--release",
                     "--quiet",
-                    "-p",
-                    "nodal-coordinator",
-                    "--bin",
-                    "nodal",
+                    "--workspace",
+                    "--all-targets",
                 ])
                 .current_dir(&root)
                 .status()
@@ -36,6 +48,22 @@ pub fn nodal_binary() -> anyhow::Result<PathBuf> {
         })
         .clone()
         .map_err(anyhow::Error::msg)
+}
+
+/// Whether cargo sets `name` for the crate or test being run (as opposed to
+/// settings such as `CARGO_HOME` or `CARGO_TARGET_DIR` that a build needs).
+fn is_cargo_test_variable(name: &str) -> bool {
+    [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// A running `nodal` child process. Its stdout and stderr go to
@@ -87,6 +115,43 @@ impl NodalProcess {
     /// What the process printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many lines of the output so far contain `needle`.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        self.output().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Wait until at least `n` lines of the output contain `needle`; returns
+    /// how many do. Fails when the process exits first or `timeout` passes.
+    pub fn wait_for_lines(
+        &mut self,
+        needle: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.count_lines(needle);
+            if found >= n {
+                return Ok(found);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) after printing {needle:?} {found} of {n} times:\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} printed {needle:?} {found} of {n} times within {timeout:?}:\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Wait until the output contains `needle`; returns the line holding it.
@@ -162,8 +227,18 @@ impl Drop for NodalProcess {
 
 /// Peak resident set size of a process, from /proc (bytes).
 pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmHWM:")
+}
+
+/// Current resident set size of a process, from /proc (bytes).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

@@ -11,6 +11,7 @@ mod cluster;
 
 use cluster::{Cluster, assert_every_case_once, card_path, read_json};
 use nodal_common::study::Study;
+use nodal_tests::NodalProcess;
 use std::time::Duration;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
@@ -90,6 +91,61 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
                 .unwrap()
                 .contains("<svg")
         );
+
+        // The analyst's command-line tools see the same run.
+        let out = c.dir.path().join(format!("results-{study}"));
+        let env = vec![
+            ("NODAL_COORDINATOR".to_string(), c.api.clone()),
+            ("NODAL_TOKEN".to_string(), c.tokens["analyst"].clone()),
+        ];
+        let run = done.run_id.to_string();
+        let status_args = ["status".to_string(), run.clone(), "--json".into()];
+        let mut status =
+            NodalProcess::spawn(&format!("status-{study}"), c.dir.path(), &status_args, &env)
+                .unwrap();
+        assert!(
+            status.wait_exit(Duration::from_secs(30)).unwrap().success(),
+            "{}",
+            status.output()
+        );
+        let text = status.output();
+        let json: String = text
+            .lines()
+            .skip_while(|l| *l != "{")
+            .collect::<Vec<_>>()
+            .join("\n");
+        let shown: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(shown["state"], "finished");
+        assert_eq!(shown["tiles_done"].as_u64(), Some(done.tiles_done));
+        let args = [
+            "results".to_string(),
+            run,
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        let mut results =
+            NodalProcess::spawn(&format!("results-{study}"), c.dir.path(), &args, &env).unwrap();
+        assert!(
+            results
+                .wait_exit(Duration::from_secs(30))
+                .unwrap()
+                .success(),
+            "{}",
+            results.output()
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("predictions.csv")).unwrap(),
+            predictions
+        );
+        for name in [
+            "failures.csv",
+            "metrics.json",
+            "report.html",
+            "run.json",
+            "validation/metrics.json",
+        ] {
+            assert!(out.join(name).is_file(), "nodal results wrote {name}");
+        }
 
         // The same run again gives the same predictions, byte for byte.
         let again = c.create_run(study).await.unwrap();

@@ -54,10 +54,13 @@ impl WorkerConfig {
             decode_threads: 0,
             grace_period: DEFAULT_GRACE_PERIOD,
             model_dirs: Vec::new(),
+            // At least 3.9 s (at most 7.75 s) of waiting over the attempts,
+            // on top of the S3 client's own retries: a store that restarts
+            // in a few seconds costs no tile.
             store_retry: RetryPolicy {
-                max_attempts: 4,
-                base_delay: Duration::from_millis(200),
-                max_delay: Duration::from_secs(2),
+                max_attempts: 6,
+                base_delay: Duration::from_millis(250),
+                max_delay: Duration::from_secs(4),
             },
             publish_retry: RetryPolicy::default(),
         }

@@ -1,6 +1,10 @@
 //! A real nodal cluster for end-to-end and fault tests: an s3s-fs server,
 //! RabbitMQ queues unique to the test, synthetic archives submitted to S3,
 //! and `nodal coordinator` / `nodal worker` processes started on demand.
+//!
+//! Dropping a cluster kills its processes first, then deletes its queues,
+//! stops the S3 server and removes its folders, so a failed test leaves
+//! nothing behind.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,12 +19,70 @@ use nodal_synth::SynthConfig;
 use nodal_tests::{NodalProcess, S3Server, TestQueues};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// Key prefix of the cluster's objects in the test bucket.
 pub const PREFIX: &str = "nodal";
+
+/// Worker flags that make runs slow enough to break in the middle: two jobs
+/// in hand, and a partial batch waits `batch_deadline_ms` for more tiles
+/// (with small jobs every batch is partial, so each job spends that long in
+/// the batcher). One decode thread and one inference thread each, so that a
+/// coordinator and two workers share a 2-core machine without starving one
+/// another.
+pub fn paced_worker(batch_deadline_ms: &'static str) -> Vec<&'static str> {
+    vec![
+        "--prefetch",
+        "2",
+        "--batch-deadline-ms",
+        batch_deadline_ms,
+        "--decode-threads",
+        "1",
+        "--intra-op-threads",
+        "1",
+    ]
+}
+
+/// The usual pace of the fault tests' workers (see [`paced_worker`]).
+pub const PACE_MS: &str = "250";
+
+/// Tiles per job in the fault tests: small, so a run has many jobs.
+pub const FAULT_JOB_TILES: usize = 16;
+
+/// Tiles per job of the clean reference runs: large, so they are quick.
+pub const CLEAN_JOB_TILES: usize = 256;
+
+/// Synthetic study folders shared by the tests of one test binary, by
+/// (studies, scale, seed): made once while some test holds them, removed
+/// when the last holder drops them.
+static SHARED_SYNTH: tokio::sync::Mutex<BTreeMap<String, Weak<TempDir>>> =
+    tokio::sync::Mutex::const_new(BTreeMap::new());
+
+/// The synthetic folders for `studies` at `scale` and `seed` (`<dir>/<study>/<site>`),
+/// generated unless another test of this binary holds them already.
+pub async fn shared_synth(
+    studies: &[Study],
+    scale: f64,
+    seed: u64,
+) -> anyhow::Result<Arc<TempDir>> {
+    let key = format!("{studies:?}-{scale}-{seed}");
+    let mut shared = SHARED_SYNTH.lock().await;
+    if let Some(dir) = shared.get(&key).and_then(Weak::upgrade) {
+        return Ok(dir);
+    }
+    let dir = Arc::new(tempfile::tempdir()?);
+    let config = SynthConfig {
+        out: dir.path().to_path_buf(),
+        studies: studies.to_vec(),
+        scale,
+        seed,
+    };
+    tokio::task::spawn_blocking(move || nodal_synth::generate(&config)).await??;
+    shared.insert(key, Arc::downgrade(&dir));
+    Ok(dir)
+}
 
 /// A test cluster. Processes are killed and queues deleted when it drops.
 pub struct Cluster {
@@ -42,7 +104,17 @@ pub struct Cluster {
     pub workers: BTreeMap<String, NodalProcess>,
     /// Archives submitted, by study.
     pub archives: BTreeMap<Study, Vec<Manifest>>,
+    /// Synthetic folders shared with other tests, when used.
+    synth: Option<Arc<TempDir>>,
     http: reqwest::Client,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Processes go before the queues (and the S3 server) they use.
+        self.workers.clear();
+        self.coordinator = None;
+    }
 }
 
 impl Cluster {
@@ -87,6 +159,7 @@ impl Cluster {
             api: String::new(),
             workers: BTreeMap::new(),
             archives: BTreeMap::new(),
+            synth: None,
             http: reqwest::Client::new(),
         })
     }
@@ -112,6 +185,8 @@ impl Cluster {
             ),
             ("NODAL_S3_MAX_ATTEMPTS".into(), "3".into()),
             ("NODAL_S3_CONNECT_TIMEOUT_SECS".into(), "2".into()),
+            // Plain log lines, so that tests can search them.
+            ("NO_COLOR".into(), "1".into()),
         ]);
         env
     }
@@ -126,7 +201,26 @@ impl Cluster {
             seed,
         };
         tokio::task::spawn_blocking(move || nodal_synth::generate(&config)).await??;
-        for study in Study::ALL {
+        self.submit_sites(&out, &Study::ALL).await
+    }
+
+    /// Submit `studies` from synthetic folders shared with the other tests
+    /// of this binary (see [`shared_synth`]).
+    pub async fn submit_shared_synthetic(
+        &mut self,
+        studies: &[Study],
+        scale: f64,
+        seed: u64,
+    ) -> anyhow::Result<()> {
+        let synth = shared_synth(studies, scale, seed).await?;
+        let out = synth.path().to_path_buf();
+        self.synth = Some(synth);
+        self.submit_sites(&out, studies).await
+    }
+
+    /// Submit every site folder of `studies` under `out` to S3.
+    async fn submit_sites(&mut self, out: &Path, studies: &[Study]) -> anyhow::Result<()> {
+        for &study in studies {
             let study_dir = out.join(study.as_str());
             let mut sites: Vec<PathBuf> = std::fs::read_dir(&study_dir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -170,7 +264,9 @@ impl Cluster {
             .map(|s| s.to_string())
             .collect();
         args.push(self.dir.path().join("tokens.json").display().to_string());
-        args.extend(["--stall-timeout-secs".into(), "10".into()]);
+        if !extra.contains(&"--stall-timeout-secs") {
+            args.extend(["--stall-timeout-secs".into(), "10".into()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let n = self.coordinator_starts();
         let mut process = NodalProcess::spawn(
@@ -228,10 +324,19 @@ impl Cluster {
 
     /// Create a run as the operator; returns its status.
     pub async fn create_run(&self, study: Study) -> anyhow::Result<RunStatus> {
+        self.create_run_with(study, 64).await
+    }
+
+    /// Create a run of every archive of `study` with `job_tiles` tiles per job.
+    pub async fn create_run_with(
+        &self,
+        study: Study,
+        job_tiles: usize,
+    ) -> anyhow::Result<RunStatus> {
         let body = serde_json::json!({
             "archives": self.archive_ids(study),
             "model": study.default_model(),
-            "job_tiles": 64,
+            "job_tiles": job_tiles,
         });
         let response = self
             .request(reqwest::Method::POST, "/runs", "operator")
@@ -286,6 +391,85 @@ impl Cluster {
         }
     }
 
+    /// Poll a run until at least `jobs` of its jobs are done, and return
+    /// its status then. An error if the run settles first (the fault would
+    /// come too late to test anything) or `timeout` passes.
+    pub async fn wait_jobs_done(
+        &self,
+        run_id: uuid::Uuid,
+        jobs: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<RunStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(s) = self.run_status(run_id).await {
+                if s.state != RunState::Running {
+                    bail!(
+                        "run {run_id} is {:?} before {jobs} jobs were seen done: too fast to break in the middle",
+                        s.state
+                    );
+                }
+                if s.jobs_done >= jobs {
+                    return Ok(s);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "run {run_id}: {jobs} jobs not done after {timeout:?}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A clean run of `study` (large jobs, nothing broken): its
+    /// predictions.csv, the reference the faulted runs are compared with.
+    pub async fn clean_predictions(
+        &self,
+        study: Study,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let created = self.create_run_with(study, CLEAN_JOB_TILES).await?;
+        let done = self.wait_finished(created.run_id, timeout).await?;
+        if done.jobs_failed != 0 || done.tiles_failed != 0 {
+            bail!(
+                "the clean run failed jobs or tiles: {done:?}\n{}",
+                self.logs()
+            );
+        }
+        self.result_file(done.run_id, "predictions.csv").await
+    }
+
+    /// A worker's `/metrics` URL (from the address it prints at start).
+    pub fn worker_metrics_url(&mut self, name: &str) -> anyhow::Result<String> {
+        let worker = self
+            .workers
+            .get_mut(name)
+            .with_context(|| format!("no worker {name}"))?;
+        let line = worker.wait_for_line("worker endpoints on ", Duration::from_secs(60))?;
+        let base = line
+            .split("worker endpoints on ")
+            .nth(1)
+            .context("endpoints line")?
+            .trim();
+        Ok(format!("{base}/metrics"))
+    }
+
+    /// The Prometheus text at `url`.
+    pub async fn scrape(&self, url: &str) -> anyhow::Result<String> {
+        let response = self.http.get(url).send().await?;
+        if !response.status().is_success() {
+            bail!("GET {url}: {}", response.status());
+        }
+        Ok(response.text().await?)
+    }
+
+    /// The coordinator's `/metrics`.
+    pub async fn coordinator_metrics(&self) -> anyhow::Result<String> {
+        self.scrape(&format!("{}/metrics", self.api)).await
+    }
+
     /// A result file of a finished run, as the analyst downloads it.
     pub async fn result_file(&self, run_id: uuid::Uuid, name: &str) -> anyhow::Result<String> {
         let response = self
@@ -317,9 +501,12 @@ impl Cluster {
         out
     }
 
-    /// The synth output folder.
+    /// The synth output folder (the shared one, when used).
     pub fn synth_dir(&self) -> PathBuf {
-        self.dir.path().join("synth")
+        match &self.synth {
+            Some(shared) => shared.path().to_path_buf(),
+            None => self.dir.path().join("synth"),
+        }
     }
 }
 
@@ -391,4 +578,45 @@ pub fn card_path(model: &str) -> PathBuf {
 /// Read a JSON file.
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read json")).expect("parse json")
+}
+
+/// Assert that a faulted run's predictions.csv is byte-identical to the clean
+/// run's; on a difference, show the first lines that differ.
+pub fn assert_same_predictions(clean: &str, got: &str, what: &str) {
+    if clean == got {
+        return;
+    }
+    let clean_lines: Vec<&str> = clean.lines().collect();
+    let got_lines: Vec<&str> = got.lines().collect();
+    let mut shown = String::new();
+    for i in 0..clean_lines.len().max(got_lines.len()) {
+        let (a, b) = (clean_lines.get(i), got_lines.get(i));
+        if a != b {
+            shown.push_str(&format!("line {i}:\n  clean: {a:?}\n  {what}: {b:?}\n"));
+            if shown.lines().count() > 15 {
+                break;
+            }
+        }
+    }
+    panic!(
+        "{what}: predictions.csv differs from the clean run's ({} vs {} lines)\n{shown}",
+        clean_lines.len(),
+        got_lines.len()
+    );
+}
+
+/// A number from the `WorkerSummary { … }` a worker logs when it stops
+/// (`jobs_answered`, `jobs_requeued`, `dead_lettered`, `tiles_ok`, `tiles_failed`).
+pub fn summary_field(log: &str, field: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.contains("worker stopped"))?;
+    let rest = line.split(&format!("{field}: ")).nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Cases submitted in `manifests`.
+pub fn case_count(manifests: &[Manifest]) -> usize {
+    manifests.iter().map(|m| m.cases.len()).sum()
 }
