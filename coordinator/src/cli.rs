@@ -37,6 +37,8 @@ pub enum Command {
     Token(crate::token_cmd::TokenArgs),
     /// Run the inference worker service: consume jobs, run the model, publish results.
     Worker(Box<crate::worker_cmd::WorkerArgs>),
+    /// Measure the worker's throughput against its limits (ceiling, decode, end to end).
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 /// Parse the command line, run the subcommand, and map errors to an exit code.
@@ -49,7 +51,8 @@ pub fn main() -> ExitCode {
         | Command::Synth(_)
         | Command::Submit(_)
         | Command::Status(_)
-        | Command::Results(_) => "warn",
+        | Command::Results(_)
+        | Command::Bench(_) => "warn",
         _ => "info",
     };
     nodal_common::telemetry::init(cli.log_json, default_filter);
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Token(args) => crate::token_cmd::run(args),
         Command::Demo(args) => block_on(crate::demo::run(args)),
         Command::Worker(args) => block_on(crate::worker_cmd::run(*args)),
+        Command::Bench(args) => block_on(crate::bench::run(*args)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! The service is [`run_worker`]; the models ([`runtime`], [`model`]) and
-//! tile preprocessing ([`preprocess`]) are usable on their own.
+//! tile preprocessing ([`preprocess`]) are usable on their own; [`throughput`]
+//! measures the pipeline (`nodal bench`, `cargo bench --bench throughput`).
 
 mod archives;
 mod batch;
@@ -32,6 +33,7 @@ pub mod preprocess;
 pub mod probe;
 pub mod runtime;
 mod service;
+pub mod throughput;
 mod tile;
 
 pub use config::WorkerConfig;
