@@ -46,12 +46,18 @@ pub struct WorkerArgs {
     /// Tiles being fetched or decoded at once, over all jobs.
     #[arg(long, env = "NODAL_FETCH_CONCURRENCY", default_value_t = DEFAULT_FETCH_CONCURRENCY)]
     pub fetch_concurrency: usize,
-    /// Threads decoding tiles (0: one per core).
+    /// Threads decoding tiles (0: one per core), shared out among the pipelines.
     #[arg(long, env = "NODAL_DECODE_THREADS", default_value_t = 0)]
     pub decode_threads: usize,
-    /// ONNX Runtime intra-op threads per model (0: ONNX Runtime's default, one per core).
+    /// ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per
+    /// core), shared out among the pipelines.
     #[arg(long, env = "NODAL_INTRA_OP_THREADS", default_value_t = 0)]
     pub intra_op_threads: usize,
+    /// Independent pipelines (consumer, batcher, model runs) in this process.
+    /// On CPU, one per core overlaps one pipeline's inference with another's
+    /// decoding (docs/benchmarks.md); each holds up to --prefetch jobs.
+    #[arg(long, env = "NODAL_WORKER_PIPELINES", default_value_t = 1)]
+    pub pipelines: usize,
     /// Where inference runs.
     #[arg(long, env = "NODAL_DEVICE", value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
@@ -90,7 +96,7 @@ pub struct WorkerArgs {
 }
 
 impl WorkerArgs {
-    /// The worker settings these flags describe.
+    /// The worker settings these flags describe, for one pipeline.
     pub fn worker_config(&self) -> WorkerConfig {
         let id = self.worker_id.clone().unwrap_or_else(default_worker_id);
         let mut config = WorkerConfig::new(id);
@@ -104,6 +110,28 @@ impl WorkerArgs {
         config
     }
 
+    /// The settings of each of `--pipelines` pipelines: ids `<id>-p<i>` and
+    /// the decode threads shared out (one pipeline: [`Self::worker_config`]).
+    pub fn pipeline_configs(&self) -> anyhow::Result<Vec<WorkerConfig>> {
+        let n = self.pipelines;
+        if n == 0 {
+            anyhow::bail!("--pipelines must be at least 1");
+        }
+        let one = self.worker_config();
+        if n == 1 {
+            return Ok(vec![one]);
+        }
+        let decode = share(self.decode_threads, n);
+        Ok((0..n)
+            .map(|i| {
+                let mut config = one.clone();
+                config.worker_id = format!("{}-p{i}", one.worker_id);
+                config.decode_threads = decode;
+                config
+            })
+            .collect())
+    }
+
     /// The ONNX Runtime settings these flags describe.
     pub fn runtime_config(&self) -> RuntimeConfig {
         RuntimeConfig {
@@ -114,12 +142,26 @@ impl WorkerArgs {
                     device_id: self.cuda_device,
                 },
             },
-            intra_threads: self.intra_op_threads,
+            intra_threads: if self.pipelines > 1 {
+                share(self.intra_op_threads, self.pipelines)
+            } else {
+                self.intra_op_threads
+            },
             cuda_mem_limit: self
                 .cuda_mem_limit_mib
                 .map(|mib| mib.saturating_mul(1 << 20)),
         }
     }
+}
+
+/// `threads` (0: one per core) shared out among `n` pipelines, at least one each.
+fn share(threads: usize, n: usize) -> usize {
+    let total = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |c| c.get())
+    } else {
+        threads
+    };
+    (total / n.max(1)).max(1)
 }
 
 /// `<hostname>-<pid>`.
@@ -141,9 +183,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
 
 /// Serve until `shutdown` is cancelled and the jobs in hand are settled.
 pub async fn serve(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let config = args.worker_config();
-    config.validate()?;
-    tracing::info!(worker_id = %config.worker_id, store = ?args.store, broker = ?args.broker, device = ?args.device, "starting worker");
+    let configs = args.pipeline_configs()?;
+    for config in &configs {
+        config.validate()?;
+    }
+    tracing::info!(worker_id = %configs[0].worker_id, pipelines = configs.len(), store = ?args.store, broker = ?args.broker, device = ?args.device, "starting worker");
     let runtime = Runtime::init(args.runtime_config())?;
     tracing::info!(library = %runtime.dylib().display(), "ONNX Runtime loaded");
     let store = args
@@ -179,13 +223,18 @@ pub async fn serve(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Res
         metrics,
         health,
     };
-    let outcome = nodal_worker::run_worker(config, deps, shutdown).await;
+    let pipelines = configs
+        .into_iter()
+        .map(|config| nodal_worker::run_worker(config, deps.clone(), shutdown.clone()));
+    let outcomes = futures::future::join_all(pipelines).await;
     stop_serving.cancel();
     if let Ok(Err(e)) = server.await {
         tracing::warn!(error = %e, "the endpoints server stopped with an error");
     }
-    let summary = outcome?;
-    tracing::info!(?summary, "worker done");
+    for outcome in outcomes {
+        let summary = outcome?;
+        tracing::info!(?summary, "worker done");
+    }
     Ok(())
 }
 
@@ -244,6 +293,42 @@ mod tests {
         assert_eq!(runtime.device, Device::Cuda { device_id: 1 });
         assert_eq!(runtime.cuda_mem_limit, Some(512 << 20));
         assert_eq!(cli.worker.listen.port(), 0);
+    }
+
+    #[test]
+    fn pipelines_share_the_threads_out() {
+        let parse =
+            |flags: &[&str]| Cli::try_parse_from(["nodal"].iter().chain(flags)).expect("parses");
+        let cli = parse(&[
+            "--pipelines",
+            "2",
+            "--decode-threads",
+            "4",
+            "--intra-op-threads",
+            "2",
+            "--worker-id",
+            "w",
+        ]);
+        let configs = cli.worker.pipeline_configs().expect("configs");
+        let ids: Vec<&str> = configs.iter().map(|c| c.worker_id.as_str()).collect();
+        assert_eq!(ids, ["w-p0", "w-p1"]);
+        assert!(configs.iter().all(|c| c.decode_threads == 2));
+        assert_eq!(cli.worker.runtime_config().intra_threads, 1);
+        let one = parse(&["--worker-id", "w", "--decode-threads", "3"]);
+        let configs = one.worker.pipeline_configs().expect("configs");
+        assert_eq!(
+            (
+                configs.len(),
+                configs[0].worker_id.as_str(),
+                configs[0].decode_threads
+            ),
+            (1, "w", 3)
+        );
+        let err = parse(&["--pipelines", "0"])
+            .worker
+            .pipeline_configs()
+            .unwrap_err();
+        assert!(err.to_string().contains("--pipelines"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `nodal worker` processes over RabbitMQ → one run per study. Every
 //! submitted case appears exactly once in predictions.csv or failures.csv;
 //! the validation-split AUC agrees with the model card's held-out figure;
-//! running the same run again gives a byte-identical predictions.csv.
+//! running the same run again gives a byte-identical predictions.csv. One
+//! worker runs two pipelines (`--pipelines 2`), and both answer jobs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,6 +13,7 @@ mod cluster;
 use cluster::{Cluster, assert_every_case_once, card_path, read_json};
 use nodal_common::study::Study;
 use nodal_tests::NodalProcess;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
@@ -22,8 +24,10 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
     c.submit_synthetic(0.02, 42).await.unwrap();
     c.start_coordinator(&[]).unwrap();
     c.start_worker("worker-1", &[]).unwrap();
-    c.start_worker("worker-2", &[]).unwrap();
+    // worker-2 runs two pipelines in one process (one per core on CPU).
+    c.start_worker("worker-2", &["--pipelines", "2"]).unwrap();
 
+    let mut seen_workers = BTreeSet::new();
     for study in Study::ALL {
         let created = c.create_run(study).await.unwrap();
         assert!(
@@ -48,12 +52,17 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
 
         let run_json: serde_json::Value =
             serde_json::from_str(&c.result_file(done.run_id, "run.json").await.unwrap()).unwrap();
-        let workers = run_json["workers"].as_array().unwrap();
-        assert_eq!(
-            workers.len(),
-            2,
+        let workers: BTreeSet<String> = run_json["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            workers.contains("worker-1") && workers.iter().any(|w| w.starts_with("worker-2-p")),
             "{study}: both workers contributed: {workers:?}"
         );
+        seen_workers.extend(workers);
         assert_eq!(run_json["archives"].as_array().unwrap().len(), 4);
 
         // The validation split's discrimination agrees with the model card.
@@ -159,4 +168,10 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
             "{study}: a second run must give identical predictions.csv"
         );
     }
+
+    assert_eq!(
+        seen_workers,
+        BTreeSet::from(["worker-1", "worker-2-p0", "worker-2-p1"].map(String::from)),
+        "every worker and both pipelines of worker-2 answered jobs"
+    );
 }

@@ -262,6 +262,7 @@ impl Worker {
         };
         let span = tracing::info_span!(
             "job",
+            worker = %self.config.worker_id,
             run_id = %job.run_id,
             job_id = %job.job_id,
             index = job.index,
