@@ -9,6 +9,16 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/.cache"
+# Downloads and built tools live per user (NODAL_CACHE_DIR, default
+# ~/.cache/nodal) and a fresh clone links to them, so a second checkout on
+# the same machine neither fetches nor builds them again.
+shared="${NODAL_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/nodal}"
+if [ -L "$cache" ]; then
+  mkdir -p "$(readlink -f "$cache")"
+elif [ ! -e "$cache" ]; then
+  mkdir -p "$shared"
+  ln -s "$shared" "$cache"
+fi
 mkdir -p "$cache"
 
 ORT_VERSION=1.31.1

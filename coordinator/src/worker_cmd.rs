@@ -25,6 +25,18 @@ pub enum DeviceArg {
     Cuda,
 }
 
+impl DeviceArg {
+    /// The runtime's device for this choice; `cuda_device` is the GPU ordinal.
+    pub fn device(self, cuda_device: i32) -> Device {
+        match self {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::Cuda {
+                device_id: cuda_device,
+            },
+        }
+    }
+}
+
 /// Options of `nodal worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -121,7 +133,7 @@ impl WorkerArgs {
         if n == 1 {
             return Ok(vec![one]);
         }
-        let decode = share(self.decode_threads, n);
+        let decode = share_threads(self.decode_threads, n);
         Ok((0..n)
             .map(|i| {
                 let mut config = one.clone();
@@ -136,14 +148,9 @@ impl WorkerArgs {
     pub fn runtime_config(&self) -> RuntimeConfig {
         RuntimeConfig {
             dylib: self.ort_dylib.clone(),
-            device: match self.device {
-                DeviceArg::Cpu => Device::Cpu,
-                DeviceArg::Cuda => Device::Cuda {
-                    device_id: self.cuda_device,
-                },
-            },
+            device: self.device.device(self.cuda_device),
             intra_threads: if self.pipelines > 1 {
-                share(self.intra_op_threads, self.pipelines)
+                share_threads(self.intra_op_threads, self.pipelines)
             } else {
                 self.intra_op_threads
             },
@@ -155,7 +162,7 @@ impl WorkerArgs {
 }
 
 /// `threads` (0: one per core) shared out among `n` pipelines, at least one each.
-fn share(threads: usize, n: usize) -> usize {
+pub(crate) fn share_threads(threads: usize, n: usize) -> usize {
     let total = if threads == 0 {
         std::thread::available_parallelism().map_or(1, |c| c.get())
     } else {

@@ -23,14 +23,10 @@
 mod cluster;
 
 use bytes::Bytes;
-use cluster::{
-    Cluster, FAULT_JOB_TILES, PACE_MS, assert_every_case_once, assert_same_predictions,
-    paced_worker,
-};
+use cluster::{Cluster, FAULT_JOB_TILES, PACE_MS, check_identical, paced_worker};
 use nodal_common::broker::{Broker, RabbitBroker};
 use nodal_common::study::Study;
 use nodal_common::wire::{self, Job, JobCase, JobResult, Message, StageTimings, WIRE_VERSION};
-use nodal_coordinator::run::{RunState, RunStatus};
 use nodal_tests::{close_connections, prom};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -58,29 +54,6 @@ async fn cluster(test: &str) -> Cluster {
     c.start_worker("worker-2", &paced_worker(PACE_MS)).unwrap();
     eprintln!("{test}: cluster up in {:.1} s", t.elapsed().as_secs_f64());
     c
-}
-
-/// Check the run settled with every job and tile done, every case once,
-/// and predictions.csv equal to the clean run's.
-async fn check_identical(c: &Cluster, done: &RunStatus, clean: &str, what: &str) {
-    assert_eq!(done.state, RunState::Finished);
-    assert_eq!(done.jobs_failed, 0, "{what}: no job given up\n{}", c.logs());
-    assert_eq!(
-        (done.jobs_done, done.tiles_done, done.tiles_failed),
-        (done.jobs_total, done.tiles_total as u64, 0),
-        "{what}: every job and tile done\n{}",
-        c.logs()
-    );
-    let predictions = c.result_file(done.run_id, "predictions.csv").await.unwrap();
-    let failures = c.result_file(done.run_id, "failures.csv").await.unwrap();
-    let (predicted, failed) = assert_every_case_once(&c.archives[&STUDY], &predictions, &failures);
-    assert_same_predictions(clean, &predictions, what);
-    eprintln!(
-        "{what}: {} jobs, {} tiles; cases expected {}, predicted {predicted}, failed {failed}",
-        done.jobs_total,
-        done.tiles_total,
-        cluster::case_count(&c.archives[&STUDY]),
-    );
 }
 
 /// Close every connection of the test's processes, as RabbitMQ does when
@@ -115,7 +88,7 @@ async fn closed_broker_connections_are_reopened_and_the_run_completes() {
         closed.push((before.jobs_done, n));
     }
     let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
-    check_identical(&c, &done, &clean, "broker connections closed").await;
+    check_identical(&c, STUDY, &done, &clean, "broker connections closed").await;
     for process in c.workers.values_mut().chain(c.coordinator.iter_mut()) {
         assert!(
             process.is_running(),
@@ -211,7 +184,7 @@ async fn poison_messages_are_dead_lettered_and_counted_while_a_run_completes() {
     }
 
     let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
-    check_identical(&c, &done, &clean, "poison messages").await;
+    check_identical(&c, STUDY, &done, &clean, "poison messages").await;
 
     // Every poison message reaches the dead-letter queue, and nothing else.
     let deadline = Instant::now() + Duration::from_secs(30);

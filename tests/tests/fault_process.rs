@@ -19,13 +19,10 @@
 
 mod cluster;
 
-use cluster::{
-    Cluster, FAULT_JOB_TILES, PACE_MS, assert_every_case_once, assert_same_predictions,
-    paced_worker, summary_field,
-};
+use cluster::{Cluster, FAULT_JOB_TILES, PACE_MS, check_identical, paced_worker, summary_field};
 use nix::sys::signal::Signal;
 use nodal_common::study::Study;
-use nodal_coordinator::run::{RunState, RunStatus};
+use nodal_coordinator::run::RunState;
 use nodal_tests::prom;
 use std::time::{Duration, Instant};
 
@@ -59,31 +56,6 @@ async fn cluster(test: &str) -> Cluster {
         t.elapsed().as_secs_f64()
     );
     c
-}
-
-/// The faulted run's files: checks the run settled with every job done and
-/// every tile accounted for, that every case is there exactly once, and
-/// that predictions.csv equals the clean run's. Returns the predicted count.
-async fn check_identical(c: &Cluster, done: &RunStatus, clean: &str, what: &str) -> usize {
-    assert_eq!(done.state, RunState::Finished);
-    assert_eq!(done.jobs_failed, 0, "{what}: no job given up\n{}", c.logs());
-    assert_eq!(
-        (done.jobs_done, done.tiles_done, done.tiles_failed),
-        (done.jobs_total, done.tiles_total as u64, 0),
-        "{what}: every job and tile done\n{}",
-        c.logs()
-    );
-    let predictions = c.result_file(done.run_id, "predictions.csv").await.unwrap();
-    let failures = c.result_file(done.run_id, "failures.csv").await.unwrap();
-    let (predicted, failed) = assert_every_case_once(&c.archives[&STUDY], &predictions, &failures);
-    assert_same_predictions(clean, &predictions, what);
-    eprintln!(
-        "{what}: {} jobs, {} tiles; cases expected {}, predicted {predicted}, failed {failed}",
-        done.jobs_total,
-        done.tiles_total,
-        cluster::case_count(&c.archives[&STUDY]),
-    );
-    predicted
 }
 
 /// A counter from the coordinator's /metrics (0 when absent).
@@ -138,7 +110,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
         "faulted run done at {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    check_identical(&c, &done, &clean, "worker SIGKILL").await;
+    check_identical(&c, STUDY, &done, &clean, "worker SIGKILL").await;
     let survivor = c.workers["worker-2"].output();
     let redone = survivor
         .lines()
@@ -192,7 +164,7 @@ async fn a_coordinator_killed_mid_run_resumes_it() {
     );
 
     let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
-    check_identical(&c, &done, &clean, "coordinator SIGKILL").await;
+    check_identical(&c, STUDY, &done, &clean, "coordinator SIGKILL").await;
     eprintln!(
         "coordinator SIGKILL at {}/{} jobs done; after restart: {resumed}; {:.1} s",
         at_kill.jobs_done,
@@ -240,7 +212,7 @@ async fn a_worker_sigtermed_drains_and_nothing_is_answered_twice() {
     );
     let answered = summary_field(&log, "jobs_answered").unwrap();
     let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
-    check_identical(&c, &done, &clean, "worker SIGTERM").await;
+    check_identical(&c, STUDY, &done, &clean, "worker SIGTERM").await;
     let duplicates = coordinator_counter(
         &c,
         "nodal_coordinator_results_total",
@@ -278,7 +250,7 @@ async fn a_worker_sigtermed_drains_and_nothing_is_answered_twice() {
         );
         let requeued = summary_field(&log, "jobs_requeued").unwrap();
         let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
-        check_identical(&c, &done, &clean, "worker SIGTERM, no grace").await;
+        check_identical(&c, STUDY, &done, &clean, "worker SIGTERM, no grace").await;
         let duplicates = coordinator_counter(
             &c,
             "nodal_coordinator_results_total",

@@ -26,7 +26,7 @@ mod workload;
 
 pub use report::BenchReport;
 
-use crate::worker_cmd::DeviceArg;
+use crate::worker_cmd::{DeviceArg, share_threads};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use nodal_common::broker::{Broker, MemoryBroker, QueueNames, RabbitConfig, SharedBroker};
@@ -36,7 +36,7 @@ use nodal_common::store::SharedStore;
 use nodal_worker::config::{DEFAULT_FETCH_CONCURRENCY, DEFAULT_PREFETCH};
 use nodal_worker::throughput::{self, EndToEnd, Throughput};
 use nodal_worker::{
-    Device, Health, Model, Runtime, RuntimeConfig, WorkerConfig, WorkerDeps, WorkerMetrics,
+    Health, Model, Runtime, RuntimeConfig, WorkerConfig, WorkerDeps, WorkerMetrics,
 };
 use report::{
     EndToEndReport, Limit, Machine, MemoryCheck, ModelInfo, Rate, Settings, WorkloadInfo,
@@ -204,12 +204,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let worker_intra = if workers == 1 {
         args.intra_op_threads
     } else {
-        let total = if args.intra_op_threads == 0 {
-            cores
-        } else {
-            args.intra_op_threads
-        };
-        (total / workers).max(1)
+        share_threads(args.intra_op_threads, workers)
     };
     let worker_runtime = if workers == 1 {
         runtime.clone()
@@ -516,12 +511,7 @@ impl BenchArgs {
     fn runtime_config(&self, intra_threads: usize) -> RuntimeConfig {
         RuntimeConfig {
             dylib: self.ort_dylib.clone(),
-            device: match self.device {
-                DeviceArg::Cpu => Device::Cpu,
-                DeviceArg::Cuda => Device::Cuda {
-                    device_id: self.cuda_device,
-                },
-            },
+            device: self.device.device(self.cuda_device),
             intra_threads,
             cuda_mem_limit: self
                 .cuda_mem_limit_mib

@@ -616,6 +616,30 @@ pub fn summary_field(log: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// A faulted run's files: the run settled with every job done and every
+/// tile accounted for, every case of `study` is there exactly once, and
+/// predictions.csv equals the clean run's.
+pub async fn check_identical(c: &Cluster, study: Study, done: &RunStatus, clean: &str, what: &str) {
+    assert_eq!(done.state, RunState::Finished);
+    assert_eq!(done.jobs_failed, 0, "{what}: no job given up\n{}", c.logs());
+    assert_eq!(
+        (done.jobs_done, done.tiles_done, done.tiles_failed),
+        (done.jobs_total, done.tiles_total as u64, 0),
+        "{what}: every job and tile done\n{}",
+        c.logs()
+    );
+    let predictions = c.result_file(done.run_id, "predictions.csv").await.unwrap();
+    let failures = c.result_file(done.run_id, "failures.csv").await.unwrap();
+    let (predicted, failed) = assert_every_case_once(&c.archives[&study], &predictions, &failures);
+    assert_same_predictions(clean, &predictions, what);
+    eprintln!(
+        "{what}: {} jobs, {} tiles; cases expected {}, predicted {predicted}, failed {failed}",
+        done.jobs_total,
+        done.tiles_total,
+        case_count(&c.archives[&study]),
+    );
+}
+
 /// Cases submitted in `manifests`.
 pub fn case_count(manifests: &[Manifest]) -> usize {
     manifests.iter().map(|m| m.cases.len()).sum()
