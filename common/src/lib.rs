@@ -3,6 +3,7 @@
 //! broker adapters behind small traits, and telemetry setup.
 
 pub mod broker;
+pub mod locate;
 pub mod manifest;
 pub mod model_card;
 pub mod partial;

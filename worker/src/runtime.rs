@@ -178,7 +178,6 @@ fn check_cuda_build() -> Result<(), WorkerError> {
 /// else `.cache/onnxruntime/libonnxruntime.so.1.31.1` in the current directory,
 /// the executable's directory, or any of their ancestors.
 pub fn locate_dylib(configured: Option<&Path>) -> Result<PathBuf, WorkerError> {
-    let mut tried = Vec::new();
     let explicit = configured
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from));
@@ -190,21 +189,12 @@ pub fn locate_dylib(configured: Option<&Path>) -> Result<PathBuf, WorkerError> {
             tried: path.display().to_string(),
         });
     }
-    let starts = [
-        std::env::current_dir().ok(),
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf)),
-    ];
-    for start in starts.into_iter().flatten() {
-        for dir in start.ancestors() {
-            let candidate = dir.join(ORT_CACHE_DIR).join(ORT_LIB_NAME);
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-            tried.push(candidate.display().to_string());
-        }
-    }
+    let relative = Path::new(ORT_CACHE_DIR).join(ORT_LIB_NAME);
+    let tried = match nodal_common::locate::find_in_ancestors(&relative) {
+        Ok(found) => return Ok(found),
+        Err(tried) => tried,
+    };
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     Err(WorkerError::RuntimeMissing {
         tried: tried.join("; "),
     })

@@ -92,19 +92,8 @@ impl Drop for S3sFs {
 /// s3s-fs under `.cache/tools/bin` of the working directory, of the
 /// executable's folder, or of one of their ancestors.
 fn locate_s3s_fs() -> anyhow::Result<PathBuf> {
-    let starts = [
-        std::env::current_dir().ok(),
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf)),
-    ];
-    for start in starts.into_iter().flatten() {
-        for dir in start.ancestors() {
-            let candidate = dir.join(S3S_FS);
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
+    if let Ok(found) = nodal_common::locate::find_in_ancestors(Path::new(S3S_FS)) {
+        return Ok(found);
     }
     bail!(
         "s3s-fs not found ({S3S_FS} in the working directory, the executable's folder or \
