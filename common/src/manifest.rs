@@ -37,6 +37,10 @@ pub struct Manifest {
     pub tiling: TileSpec,
     /// The QC thresholds in force when the archive was submitted.
     pub qc_thresholds: QcThresholds,
+    /// How the case table was read (absent in manifests written before
+    /// nodal read xlsx and other encodings: those were UTF-8 `cases.csv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases_table: Option<CasesTable>,
     /// Every source file read, with its hash (cases.csv, images, reports).
     pub source_files: Vec<SourceFile>,
     /// Every case of `cases.csv`, eligible or not, in file order.
@@ -92,6 +96,23 @@ pub struct QcThresholds {
     pub min_laplacian_var: f64,
     /// Above this fraction of artefact pixels an image is rejected.
     pub max_artefact_fraction: f64,
+}
+
+/// How the site's case table was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CasesTable {
+    /// `cases.csv` or `cases.xlsx`.
+    pub file: String,
+    /// For CSV: the text encoding it was decoded from (`UTF-8`, `gb18030`,
+    /// `GBK`, `UTF-16LE`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// For CSV: the field delimiter (`,`, `;` or `tab`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// For xlsx: the sheet read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
 }
 
 /// A file of the site folder, as read at submission.
@@ -176,14 +197,22 @@ pub struct ImageEntry {
     pub path: String,
     /// Hex SHA-256 of the image file.
     pub sha256: String,
-    /// Width in pixels.
+    /// Width in pixels, as displayed (the EXIF orientation applied).
     pub width: u32,
-    /// Height in pixels.
+    /// Height in pixels, as displayed.
     pub height: u32,
+    /// The EXIF orientation tag applied before QC and tiling (1–8; 1: the
+    /// pixels as stored). Tile positions are in the turned image.
+    #[serde(default = "no_orientation")]
+    pub orientation: u8,
     /// The QC verdict with the measured values.
     pub qc: QcVerdict,
     /// The tiles cut from the image (empty when QC failed).
     pub tiles: Vec<TileRef>,
+}
+
+fn no_orientation() -> u8 {
+    1
 }
 
 /// Image QC verdict with the measured values it was based on.

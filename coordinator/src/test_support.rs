@@ -12,6 +12,7 @@ pub fn image(tiles: usize, passed: bool) -> ImageEntry {
         sha256: String::new(),
         width: 1024,
         height: 768,
+        orientation: 1,
         qc: QcVerdict {
             passed,
             reason: (!passed).then_some(QcReason::Blur),
@@ -66,6 +67,7 @@ pub fn manifest(id: &str, cases: Vec<Case>) -> Manifest {
             min_laplacian_var: 10.0,
             max_artefact_fraction: 0.1,
         },
+        cases_table: None,
         source_files: vec![],
         cases,
     }

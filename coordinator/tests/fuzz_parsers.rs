@@ -1,5 +1,6 @@
 //! Property tests (fuzz targets run by `cargo test`) for what `nodal submit`
-//! reads from a site folder: the `cases.csv` parser and the structured
+//! reads from a site folder: the `cases.csv` reader (encodings and
+//! delimiters detected) with the case-table checks, and the structured
 //! ultrasound report (JSON) parser. Arbitrary bytes and structured mutations
 //! of valid files never panic, and every problem names its file and, for a
 //! bad row or field, its line or field.
@@ -7,7 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use nodal_common::study::Study;
-use nodal_coordinator::submit::cases_csv::{self, CASES_CSV};
+use nodal_coordinator::submit::cases_table;
+use nodal_coordinator::submit::table::CASES_CSV;
 use nodal_coordinator::submit::{Problem, report};
 use proptest::prelude::*;
 
@@ -44,7 +46,7 @@ fn whole_file(p: &Problem) -> bool {
 
 fn check_cases(study: Study, bytes: &[u8]) {
     let mut problems = Vec::new();
-    let rows = cases_csv::parse(study, bytes, &mut problems);
+    let rows = cases_table::parse_csv(study, bytes, &mut problems);
     for p in &problems {
         assert_eq!(p.file, CASES_CSV, "{p}");
         assert!(!p.message.is_empty(), "{p}");
@@ -176,7 +178,7 @@ fn apply(text: &str, m: &Mutation) -> String {
 fn the_valid_files_parse_without_problems() {
     for (study, text) in [(Study::Cytology, CYTOLOGY), (Study::Ultrasound, ULTRASOUND)] {
         let mut problems = Vec::new();
-        let rows = cases_csv::parse(study, text.as_bytes(), &mut problems);
+        let rows = cases_table::parse_csv(study, text.as_bytes(), &mut problems);
         assert!(problems.is_empty(), "{study}: {problems:?}");
         assert_eq!(rows.len(), 2);
     }

@@ -1,7 +1,9 @@
 //! Site names and the deterministic archive id: the same folder submitted
 //! with the same settings always gets the same id.
 
-use nodal_common::manifest::{QcThresholds, SourceFile, TileFormat, TileMode, TileSpec};
+use nodal_common::manifest::{
+    CasesTable, QcThresholds, SourceFile, TileFormat, TileMode, TileSpec,
+};
 use nodal_common::study::Study;
 use sha2::{Digest, Sha256};
 
@@ -9,7 +11,7 @@ use sha2::{Digest, Sha256};
 /// eligibility, QC measures, tiling and tile encoding). Bump it whenever a
 /// change would alter a manifest or a tile, so that old archives are not
 /// mistaken for new ones.
-pub const PIPELINE_VERSION: u32 = 1;
+pub const PIPELINE_VERSION: u32 = 2;
 
 /// Why `site` is not a usable site name (`[a-z0-9][a-z0-9-]{0,31}`), or `None`.
 pub fn site_problem(site: &str) -> Option<String> {
@@ -28,13 +30,14 @@ pub fn site_problem(site: &str) -> Option<String> {
 }
 
 /// `<site>.<first 16 hex of sha256>` over the study, site, tiling spec, QC
-/// thresholds, [`PIPELINE_VERSION`] and every source file's path and hash
-/// (sorted by path).
+/// thresholds, [`PIPELINE_VERSION`], how the case table was read and every
+/// source file's path and hash (sorted by path).
 pub fn archive_id(
     study: Study,
     site: &str,
     tiling: &TileSpec,
     thresholds: &QcThresholds,
+    table: &CasesTable,
     files: &[SourceFile],
 ) -> String {
     let mut text = format!(
@@ -51,6 +54,14 @@ pub fn archive_id(
         thresholds.min_coverage,
         thresholds.min_laplacian_var,
         thresholds.max_artefact_fraction
+    );
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    text += &format!(
+        "table={},{},{},{}\n",
+        table.file,
+        or_dash(&table.encoding),
+        or_dash(&table.delimiter),
+        or_dash(&table.sheet)
     );
     let mut sorted: Vec<&SourceFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -88,28 +99,48 @@ mod tests {
     fn id_depends_on_content_and_settings_not_file_order() {
         let t = qc::default_thresholds(Study::Cytology);
         let spec = tiling::tile_spec(Study::Cytology);
+        let table = CasesTable {
+            file: "cases.csv".into(),
+            encoding: Some("UTF-8".into()),
+            delimiter: Some(",".into()),
+            sheet: None,
+        };
         let files = [file("cases.csv", "aa"), file("images/1.jpg", "bb")];
-        let id = archive_id(Study::Cytology, "cy-a", &spec, &t, &files);
+        let id = archive_id(Study::Cytology, "cy-a", &spec, &t, &table, &files);
         assert!(id.starts_with("cy-a.") && id.len() == 5 + 16, "{id}");
         let reversed = [files[1].clone(), files[0].clone()];
         assert_eq!(
-            archive_id(Study::Cytology, "cy-a", &spec, &t, &reversed),
+            archive_id(Study::Cytology, "cy-a", &spec, &t, &table, &reversed),
             id
         );
         let changed = [file("cases.csv", "aa"), file("images/1.jpg", "bc")];
-        assert_ne!(archive_id(Study::Cytology, "cy-a", &spec, &t, &changed), id);
+        assert_ne!(
+            archive_id(Study::Cytology, "cy-a", &spec, &t, &table, &changed),
+            id
+        );
         let stricter = QcThresholds {
             min_coverage: 0.5,
             ..t.clone()
         };
         assert_ne!(
-            archive_id(Study::Cytology, "cy-a", &spec, &stricter, &files),
+            archive_id(Study::Cytology, "cy-a", &spec, &stricter, &table, &files),
             id
         );
         assert_ne!(
-            archive_id(Study::Cytology, "cy-b", &spec, &t, &files)[5..],
+            archive_id(Study::Cytology, "cy-b", &spec, &t, &table, &files)[5..],
             id[5..]
         );
-        assert_ne!(archive_id(Study::Ultrasound, "cy-a", &spec, &t, &files), id);
+        assert_ne!(
+            archive_id(Study::Ultrasound, "cy-a", &spec, &t, &table, &files),
+            id
+        );
+        let gbk = CasesTable {
+            encoding: Some("GBK".into()),
+            ..table.clone()
+        };
+        assert_ne!(
+            archive_id(Study::Cytology, "cy-a", &spec, &t, &gbk, &files),
+            id
+        );
     }
 }

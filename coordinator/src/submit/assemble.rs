@@ -1,7 +1,7 @@
 //! Turning checked rows, scanned files, QC verdicts and eligibility into
 //! the manifest's cases (tiles are filled in after upload).
 
-use super::cases_csv::{CASES_CSV, CaseRow};
+use super::cases_table::CaseRow;
 use super::csv_schema::READER_PREFIX;
 use super::eligibility;
 use super::problem::Problem;
@@ -39,7 +39,7 @@ fn case(
     scan: &Scan,
     verdicts: &HashMap<String, QcVerdict>,
 ) -> Result<Case, Problem> {
-    let at = |field: &str, message: &str| Problem::field(CASES_CSV, Some(row.line), field, message);
+    let at = |field: &str, message: &str| row.problem(field, message);
     let split: Split = row
         .get("split")
         .ok_or_else(|| at("split", "missing value"))?
@@ -57,6 +57,7 @@ fn case(
             sha256: scanned.file.sha256.clone(),
             width: scanned.width,
             height: scanned.height,
+            orientation: scanned.orientation,
             qc: qc.clone(),
             tiles: Vec::new(),
         });

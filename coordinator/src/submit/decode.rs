@@ -1,7 +1,10 @@
 //! Decoding source images (JPEG or PNG) to 8-bit RGB, strictly: a truncated
-//! or corrupt file is an error, never a silently half-grey picture.
+//! or corrupt file is an error, never a silently half-grey picture. The
+//! image's EXIF orientation is applied, so that QC and tiling see the
+//! picture as a viewer shows it.
 
-use image::RgbImage;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, RgbImage};
 use zune_jpeg::JpegDecoder;
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
@@ -45,19 +48,43 @@ impl SourceFormat {
 #[error("{0}")]
 pub struct DecodeError(pub String);
 
-/// The format and size a file's header announces, without decoding pixels.
-pub fn header(bytes: &[u8]) -> Result<(SourceFormat, u32, u32), DecodeError> {
+/// What a file's header announces, without decoding pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageHeader {
+    /// JPEG or PNG.
+    pub format: SourceFormat,
+    /// Width of the stored pixels.
+    pub width: u32,
+    /// Height of the stored pixels.
+    pub height: u32,
+    /// The EXIF orientation tag (1–8; 1 when absent or invalid).
+    pub orientation: u8,
+}
+
+impl ImageHeader {
+    /// Width and height as displayed, the orientation applied.
+    pub fn displayed(&self) -> (u32, u32) {
+        if self.orientation >= 5 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+/// Read the header of a JPEG or PNG file: format, size and orientation.
+/// A file of another kind is refused without quoting its content.
+pub fn header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError("the file is empty".into()));
     }
     let format = SourceFormat::sniff(bytes).ok_or_else(|| {
-        let start: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        DecodeError(format!(
-            "not a JPEG or PNG image (the file starts with bytes {})",
-            start.join(" ")
-        ))
+        DecodeError(
+            "not a JPEG or PNG image (it starts with neither the JPEG nor the PNG signature)"
+                .into(),
+        )
     })?;
-    let (width, height) = match format {
+    let (width, height, orientation) = match format {
         SourceFormat::Jpeg => {
             let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options());
             decoder
@@ -66,26 +93,33 @@ pub fn header(bytes: &[u8]) -> Result<(SourceFormat, u32, u32), DecodeError> {
             let info = decoder
                 .info()
                 .ok_or_else(|| DecodeError("bad JPEG header: no frame header".into()))?;
-            (u32::from(info.width), u32::from(info.height))
+            let orientation = decoder
+                .exif()
+                .and_then(|exif| Orientation::from_exif_chunk(exif))
+                .unwrap_or(Orientation::NoTransforms);
+            (u32::from(info.width), u32::from(info.height), orientation)
         }
         SourceFormat::Png => {
-            let reader = image::ImageReader::with_format(
-                std::io::Cursor::new(bytes),
-                image::ImageFormat::Png,
-            );
-            reader
-                .into_dimensions()
-                .map_err(|e| DecodeError(format!("bad PNG header: {e}")))?
+            let mut decoder = png_decoder(bytes, "bad PNG header")?;
+            let (width, height) = decoder.dimensions();
+            let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+            (width, height, orientation)
         }
     };
     check_size(width, height)?;
-    Ok((format, width, height))
+    Ok(ImageHeader {
+        format,
+        width,
+        height,
+        orientation: orientation.to_exif(),
+    })
 }
 
-/// Decode a whole JPEG or PNG file to RGB. Alpha is dropped, grey is
-/// expanded, 16-bit samples are reduced to 8 bits.
+/// Decode a whole JPEG or PNG file to RGB, its EXIF orientation applied.
+/// Alpha is dropped, grey is expanded, 16-bit samples are reduced to 8 bits.
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
-    let (format, width, height) = header(bytes)?;
+    let header = header(bytes)?;
+    let (format, width, height) = (header.format, header.width, header.height);
     let image = match format {
         SourceFormat::Jpeg => decode_jpeg(bytes, width, height)?,
         SourceFormat::Png => decode_png(bytes)?,
@@ -98,7 +132,27 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
             image.height()
         )));
     }
-    Ok(image)
+    Ok(oriented(image, header.orientation))
+}
+
+/// `image` turned as its EXIF orientation tag says.
+fn oriented(image: RgbImage, tag: u8) -> RgbImage {
+    match Orientation::from_exif(tag) {
+        None | Some(Orientation::NoTransforms) => image,
+        Some(orientation) => {
+            let mut dynamic = DynamicImage::ImageRgb8(image);
+            dynamic.apply_orientation(orientation);
+            dynamic.into_rgb8()
+        }
+    }
+}
+
+fn png_decoder<'a>(
+    bytes: &'a [u8],
+    what: &str,
+) -> Result<image::codecs::png::PngDecoder<std::io::Cursor<&'a [u8]>>, DecodeError> {
+    image::codecs::png::PngDecoder::new(std::io::Cursor::new(bytes))
+        .map_err(|e| DecodeError(format!("{what}: {e}")))
 }
 
 fn options() -> DecoderOptions {
@@ -151,7 +205,8 @@ fn decode_png(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
             "truncated PNG: the file does not end with an IEND chunk".into(),
         ));
     }
-    let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
+    let decoder = png_decoder(bytes, "corrupt PNG")?;
+    let image = DynamicImage::from_decoder(decoder)
         .map_err(|e| DecodeError(format!("corrupt PNG: {e}")))?;
     Ok(image.into_rgb8())
 }
@@ -214,11 +269,65 @@ mod tests {
                 .contains("not a JPEG or PNG")
         );
         assert!(decode_rgb(b"").unwrap_err().0.contains("empty"));
+        let refused = decode_rgb(b"root:x:0:0:root").unwrap_err().0;
+        assert!(refused.contains("not a JPEG or PNG"), "{refused}");
+        // Nothing of a refused file's content is echoed, neither as text
+        // nor as hex.
         assert!(
-            decode_rgb(b"hello, world")
-                .unwrap_err()
-                .0
-                .contains("68 65 6c 6c")
+            !refused.contains("root") && !refused.contains("72 6f"),
+            "{refused}"
         );
+    }
+
+    /// A JPEG of `img` with an EXIF APP1 segment holding `tag`.
+    fn jpeg_with_orientation(img: &RgbImage, tag: u16) -> Vec<u8> {
+        let mut plain = Cursor::new(Vec::new());
+        img.write_to(&mut plain, ImageFormat::Jpeg).unwrap();
+        let plain = plain.into_inner();
+        // Little-endian TIFF header, one IFD with one entry (0x0112, SHORT).
+        let mut tiff = vec![
+            0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
+        ];
+        tiff.extend(tag.to_le_bytes());
+        tiff.extend([0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend(tiff);
+        let mut out = plain[..2].to_vec();
+        out.extend([0xFF, 0xE1]);
+        out.extend(((app1.len() + 2) as u16).to_be_bytes());
+        out.extend(app1);
+        out.extend(&plain[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // A 64×32 image, left half black, right half white.
+        let img = RgbImage::from_fn(64, 32, |x, _| {
+            if x < 32 {
+                Rgb([0, 0, 0])
+            } else {
+                Rgb([255, 255, 255])
+            }
+        });
+        let bytes = jpeg_with_orientation(&img, 6);
+        let head = header(&bytes).unwrap();
+        assert_eq!((head.width, head.height, head.orientation), (64, 32, 6));
+        assert_eq!(head.displayed(), (32, 64));
+        let turned = decode_rgb(&bytes).unwrap();
+        // Orientation 6: rotate 90° clockwise, the left half goes to the top.
+        assert_eq!(turned.dimensions(), (32, 64));
+        assert!(
+            turned.get_pixel(16, 8)[0] < 40,
+            "{:?}",
+            turned.get_pixel(16, 8)
+        );
+        assert!(
+            turned.get_pixel(16, 56)[0] > 215,
+            "{:?}",
+            turned.get_pixel(16, 56)
+        );
+        let plain = decode_rgb(&jpeg_with_orientation(&img, 1)).unwrap();
+        assert_eq!(plain.dimensions(), (64, 32));
     }
 }

@@ -1,7 +1,7 @@
 //! The study's eligibility criteria, applied to a case's clinical data in
 //! the documented order; the first failed criterion is recorded.
 
-use super::cases_csv::{CASES_CSV, CaseRow};
+use super::cases_table::CaseRow;
 use super::csv_schema::{CYTOLOGY_ORIGINS, yes};
 use super::problem::Problem;
 use nodal_common::manifest::Eligibility;
@@ -45,23 +45,12 @@ pub fn judge(study: Study, row: &CaseRow) -> Result<Eligibility, Problem> {
 
 fn ultrasound(row: &CaseRow) -> Result<Option<&'static str>, Problem> {
     let cell = |column: &str| {
-        row.get(column).ok_or_else(|| {
-            Problem::field(
-                CASES_CSV,
-                Some(row.line),
-                column,
-                "missing value (needed for eligibility)",
-            )
-        })
+        row.get(column)
+            .ok_or_else(|| row.problem(column, "missing value (needed for eligibility)"))
     };
-    let age: i64 = cell("age")?.parse().map_err(|_| {
-        Problem::field(
-            CASES_CSV,
-            Some(row.line),
-            "age",
-            "not an integer (needed for eligibility)",
-        )
-    })?;
+    let age: i64 = cell("age")?
+        .parse()
+        .map_err(|_| row.problem("age", "not an integer (needed for eligibility)"))?;
     let checks = [
         (!(MIN_AGE..=MAX_AGE).contains(&age), "age_out_of_range"),
         (!yes(cell("first_diagnosis")?), "not_first_diagnosis"),
@@ -89,6 +78,10 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
             files: vec![],
+            table: std::sync::Arc::new(crate::submit::cases_table::TableRef {
+                place: crate::submit::table::TablePlace::csv(),
+                header: Vec::new(),
+            }),
         }
     }
 

@@ -3,20 +3,22 @@
 //! are not.
 
 use super::decode;
+use super::pixel_budget::{PixelBudget, decode_cost};
 use super::problem::Problem;
 use super::qc;
 use super::scan::{ScannedImage, read_verified};
+use super::site_folder::SiteFolder;
 use nodal_common::manifest::{QcThresholds, QcVerdict};
 use nodal_common::study::Study;
 use rayon::prelude::*;
 use std::collections::HashMap;
-use std::path::Path;
 
-/// Decode and judge every image in `images`; verdicts by image path.
-/// Undecodable images are pushed to `problems`. `on_image` is called once
-/// per image.
+/// Decode and judge every image in `images`, within the memory of
+/// `budget`; verdicts by image path. Undecodable images are pushed to
+/// `problems`. `on_image` is called once per image.
 pub fn inspect(
-    dir: &Path,
+    folder: &SiteFolder,
+    budget: &PixelBudget,
     study: Study,
     thresholds: &QcThresholds,
     images: &[&ScannedImage],
@@ -26,7 +28,7 @@ pub fn inspect(
     let results: Vec<Result<(String, QcVerdict), Problem>> = images
         .par_iter()
         .map(|image| {
-            let out = inspect_one(dir, study, thresholds, image);
+            let out = inspect_one(folder, budget, study, thresholds, image);
             on_image();
             out
         })
@@ -44,13 +46,15 @@ pub fn inspect(
 }
 
 fn inspect_one(
-    dir: &Path,
+    folder: &SiteFolder,
+    budget: &PixelBudget,
     study: Study,
     thresholds: &QcThresholds,
     image: &ScannedImage,
 ) -> Result<(String, QcVerdict), Problem> {
     let path = &image.file.path;
-    let bytes = read_verified(dir, &image.file).map_err(|e| Problem::file(path, e))?;
+    let _memory = budget.reserve(decode_cost(image.width, image.height));
+    let bytes = read_verified(folder, &image.file).map_err(|e| Problem::file(path, e))?;
     let pixels = decode::decode_rgb(&bytes).map_err(|e| Problem::file(path, e.0))?;
     let verdict = qc::judge(&qc::measure(study, &pixels), thresholds);
     Ok((path.clone(), verdict))

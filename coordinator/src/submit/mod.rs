@@ -1,27 +1,32 @@
 //! `nodal submit`: validate a site folder, apply eligibility and image QC,
 //! tile, and upload the archive with its manifest (`docs/submission.md`).
 //!
-//! Stages: read `cases.csv` → scan (hash every file, check image headers,
-//! parse reports) → QC (decode every image, measure) → eligibility → tile
-//! and upload (tiles first, the manifest last). Any problem in the folder
+//! Stages: read the case table (`cases.csv` or `cases.xlsx`) → scan (hash
+//! every file, check image headers, parse reports) → QC (decode every image,
+//! measure) → eligibility → tile and upload (tiles first, the manifest
+//! last). Every file is read through [`site_folder`]'s one rule: nothing
+//! outside the folder, only regular files. Any problem in the folder
 //! stops the submission before anything is uploaded, with every problem
 //! listed. The same folder with the same settings gets the same archive id;
 //! a complete archive is not uploaded again, an interrupted one resumes.
 
 pub mod archive_id;
 pub mod assemble;
-pub mod cases_csv;
+pub mod cases_table;
 pub mod csv_schema;
 pub mod decode;
 pub mod eligibility;
 pub mod error;
 pub mod inspect;
+pub mod pixel_budget;
 pub mod problem;
 pub mod progress;
 pub mod qc;
 pub mod report;
 pub mod scan;
+pub mod site_folder;
 pub mod summary;
+pub mod table;
 #[cfg(test)]
 mod tests;
 pub mod tiling;
@@ -36,13 +41,18 @@ use anyhow::Context;
 use clap::Args;
 use nodal_common::NODAL_VERSION;
 use nodal_common::manifest::{
-    MANIFEST_SCHEMA_VERSION, Manifest, QcThresholds, SourceFile, manifest_key, tiles_prefix,
+    CasesTable, MANIFEST_SCHEMA_VERSION, Manifest, QcThresholds, SourceFile, manifest_key,
+    tiles_prefix,
 };
 use nodal_common::store::{SharedStore, StoreArgs};
 use nodal_common::study::Study;
+use pixel_budget::PixelBudget;
 use scan::Scan;
+use site_folder::SiteFolder;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use table::{Delimiter, TableOptions};
 use upload::{TileJob, TilingPlan};
 
 /// Default number of tile uploads in flight.
@@ -57,8 +67,23 @@ pub struct SubmitArgs {
     /// The submitting site: 1–32 of a–z, 0–9 and '-' (e.g. `cy-a`).
     #[arg(long)]
     pub site: String,
-    /// The site folder: `cases.csv` and the files it names.
+    /// The site folder: `cases.csv` (or `cases.xlsx`) and the files it names.
     pub dir: PathBuf,
+    /// Text encoding of `cases.csv` (e.g. `utf-8`, `gb18030`, `gbk`,
+    /// `utf-16le`); default: its byte-order mark, else UTF-8 when valid,
+    /// else GB18030.
+    #[arg(long, value_parser = table::parse_encoding)]
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// Field delimiter of `cases.csv`; default: the one its header uses most.
+    #[arg(long, value_enum)]
+    pub delimiter: Option<Delimiter>,
+    /// Sheet of `cases.xlsx` to read; default: the first.
+    #[arg(long)]
+    pub sheet: Option<String>,
+    /// Most memory, in MiB, that images decoded at once may take (an image
+    /// larger than this is decoded alone).
+    #[arg(long, env = "NODAL_DECODE_MEMORY_MIB", default_value_t = pixel_budget::DEFAULT_DECODE_MEMORY_MIB)]
+    pub decode_memory_mib: u64,
     /// Where the archive goes.
     #[command(flatten)]
     pub store: StoreArgs,
@@ -95,6 +120,10 @@ pub struct SubmitOptions {
     pub thresholds: QcThresholds,
     /// Most tile uploads in flight.
     pub upload_concurrency: usize,
+    /// How to read the case table.
+    pub table: TableOptions,
+    /// Bytes that images decoded at once may take.
+    pub decode_memory: u64,
 }
 
 impl SubmitOptions {
@@ -106,6 +135,8 @@ impl SubmitOptions {
             dir: dir.into(),
             thresholds: qc::default_thresholds(study),
             upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+            table: TableOptions::default(),
+            decode_memory: pixel_budget::DEFAULT_DECODE_MEMORY_MIB << 20,
         }
     }
 }
@@ -133,6 +164,12 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<()> {
                 .unwrap_or(defaults.max_artefact_fraction),
         },
         upload_concurrency: args.upload_concurrency,
+        table: TableOptions {
+            encoding: args.encoding,
+            delimiter: args.delimiter,
+            sheet: args.sheet,
+        },
+        decode_memory: args.decode_memory_mib.saturating_mul(1 << 20),
         ..SubmitOptions::new(args.study, &args.site, args.dir)
     };
     let store = args
@@ -160,6 +197,16 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<()> {
             eprintln!("  … and {} more", outcome.unlisted.len() - SHOWN);
         }
     }
+    if let Some(table) = &outcome.manifest.cases_table
+        && options.table.encoding.is_none()
+        && table.encoding.as_deref().is_some_and(|e| e != "UTF-8")
+    {
+        eprintln!(
+            "note: {} is not UTF-8: it was read as {} (give --encoding to choose another)",
+            table.file,
+            table.encoding.as_deref().unwrap_or_default()
+        );
+    }
     print!("{}", outcome.summary.table());
     Ok(())
 }
@@ -172,14 +219,37 @@ pub async fn submit_site(
     progress: &Progress,
 ) -> Result<SubmitOutcome, SubmitError> {
     check_options(opts)?;
-    let (rows, scan, mut problems) = {
-        let opts = opts.clone();
-        let progress = progress.clone();
-        blocking("scan", move || read_and_scan(&opts, &progress)).await?
+    let folder = match SiteFolder::open(&opts.dir) {
+        Ok(folder) => Arc::new(folder),
+        Err(e) => {
+            return Err(SubmitError::Invalid {
+                dir: opts.dir.clone(),
+                problems: vec![Problem::file(
+                    &opts.dir.display().to_string(),
+                    match e.kind() {
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
+                            "the site folder does not exist or is not a folder".to_owned()
+                        }
+                        _ => format!("the site folder cannot be opened: {e}"),
+                    },
+                )],
+            });
+        }
+    };
+    let budget = Arc::new(PixelBudget::new(opts.decode_memory));
+    let (rows, table, scan, mut problems) = {
+        let (opts, folder, progress) = (opts.clone(), Arc::clone(&folder), progress.clone());
+        blocking("scan", move || read_and_scan(&opts, &folder, &progress)).await?
     };
     let spec = tiling::tile_spec(opts.study);
-    let archive_id =
-        archive_id::archive_id(opts.study, &opts.site, &spec, &opts.thresholds, &scan.files);
+    let archive_id = archive_id::archive_id(
+        opts.study,
+        &opts.site,
+        &spec,
+        &opts.thresholds,
+        &table,
+        &scan.files,
+    );
     if problems.is_empty()
         && let Some(outcome) = completed_earlier(&store, &archive_id, &scan).await?
     {
@@ -187,13 +257,15 @@ pub async fn submit_site(
     }
     let verdicts = {
         let (opts, progress) = (opts.clone(), progress.clone());
+        let (folder, budget) = (Arc::clone(&folder), Arc::clone(&budget));
         let images: Vec<scan::ScannedImage> = scan.images.values().cloned().collect();
         let (verdicts, qc_problems) = blocking("qc", move || {
             let bar = progress.stage("qc", images.len() as u64, "images");
             let mut found = Vec::new();
             let refs: Vec<&scan::ScannedImage> = images.iter().collect();
             let verdicts = inspect::inspect(
-                &opts.dir,
+                &folder,
+                &budget,
                 opts.study,
                 &opts.thresholds,
                 &refs,
@@ -230,10 +302,18 @@ pub async fn submit_site(
         nodal_version: NODAL_VERSION.to_owned(),
         tiling: spec,
         qc_thresholds: opts.thresholds.clone(),
+        cases_table: Some(table),
         source_files: scan.files,
         cases,
     };
-    let stats = upload_archive(opts, &store, &mut manifest, progress).await?;
+    let plan = TilingPlan {
+        folder,
+        budget,
+        mode: manifest.tiling.mode,
+        archive_id: manifest.archive_id.clone(),
+        concurrency: opts.upload_concurrency,
+    };
+    let stats = upload_archive(&plan, &store, &mut manifest, progress).await?;
     let summary = Summary {
         tile_bytes: stats.tile_bytes,
         uploaded: stats.uploaded,
@@ -254,6 +334,9 @@ fn check_options(opts: &SubmitOptions) -> Result<(), SubmitError> {
         .or_else(|| {
             (opts.upload_concurrency == 0)
                 .then(|| "--upload-concurrency must be at least 1".to_owned())
+        })
+        .or_else(|| {
+            (opts.decode_memory == 0).then(|| "--decode-memory-mib must be at least 1".to_owned())
         });
     match problem {
         Some(p) => Err(SubmitError::Options(p)),
@@ -261,44 +344,35 @@ fn check_options(opts: &SubmitOptions) -> Result<(), SubmitError> {
     }
 }
 
-/// Read `cases.csv`, check its rows and scan every file they name.
+/// Read the case table, check its rows and scan every file they name.
 fn read_and_scan(
     opts: &SubmitOptions,
+    folder: &SiteFolder,
     progress: &Progress,
-) -> (Vec<cases_csv::CaseRow>, Scan, Vec<Problem>) {
+) -> (Vec<cases_table::CaseRow>, CasesTable, Scan, Vec<Problem>) {
     let mut problems = Vec::new();
-    if !opts.dir.is_dir() {
-        problems.push(Problem::file(
-            &opts.dir.display().to_string(),
-            "the site folder does not exist or is not a folder",
-        ));
-        return (Vec::new(), Scan::default(), problems);
-    }
-    let (bytes, cases_file) = match scan::read_source(&opts.dir, cases_csv::CASES_CSV) {
-        Ok(read) => read,
-        Err(e) => {
-            let message = if e.kind() == std::io::ErrorKind::NotFound {
-                "the site folder has no cases.csv".to_owned()
-            } else {
-                format!("cannot be read: {e}")
-            };
-            problems.push(Problem::file(cases_csv::CASES_CSV, message));
-            return (Vec::new(), Scan::default(), problems);
-        }
+    let Some((raw, table_file)) = table::read(folder, &opts.table, &mut problems) else {
+        let unread = CasesTable {
+            file: table::CASES_CSV.into(),
+            encoding: None,
+            delimiter: None,
+            sheet: None,
+        };
+        return (Vec::new(), unread, Scan::default(), problems);
     };
-    let rows = cases_csv::parse(opts.study, &bytes, &mut problems);
+    let rows = cases_table::check(opts.study, &raw, &mut problems);
     let files: usize = rows.iter().map(|r| r.files.len()).sum();
     let bar = progress.stage("scan", files as u64, "files");
     let scan = scan::scan(
-        &opts.dir,
+        folder,
         tiling::min_image_side(opts.study),
-        cases_file,
+        table_file,
         &rows,
         &mut problems,
         &|| bar.inc(1),
     );
     bar.finish();
-    (rows, scan, problems)
+    (rows, raw.record, scan, problems)
 }
 
 /// The outcome of an earlier complete submission of the same files: its
@@ -360,7 +434,7 @@ async fn completed_earlier(
 /// Tile the kept images of eligible cases, upload what the store lacks,
 /// fill the manifest's tile lists, and write the manifest last.
 async fn upload_archive(
-    opts: &SubmitOptions,
+    plan: &TilingPlan,
     store: &SharedStore,
     manifest: &mut Manifest,
     progress: &Progress,
@@ -382,6 +456,7 @@ async fn upload_archive(
                     image_index,
                     case_id: case.case_id.clone(),
                     file: (*file).clone(),
+                    size: (image.width, image.height),
                 });
             }
         }
@@ -392,23 +467,11 @@ async fn upload_archive(
         .into_iter()
         .map(|o| (o.key, o.size))
         .collect();
-    let plan = TilingPlan {
-        dir: opts.dir.clone(),
-        mode: manifest.tiling.mode,
-        archive_id: manifest.archive_id.clone(),
-        concurrency: opts.upload_concurrency,
-    };
     let tiling_bar = progress.stage("tiling", jobs.len() as u64, "images");
     let upload_bar = progress.stage("upload", 0, "objects");
-    let (mut refs, mut stats) = upload::tile_and_upload(
-        &plan,
-        jobs,
-        store,
-        &existing,
-        tiling_bar,
-        upload_bar.clone(),
-    )
-    .await?;
+    let (mut refs, mut stats) =
+        upload::tile_and_upload(plan, jobs, store, &existing, tiling_bar, upload_bar.clone())
+            .await?;
     for (case_index, case) in manifest.cases.iter_mut().enumerate() {
         for (image_index, image) in case.images.iter_mut().enumerate() {
             image.tiles = refs.remove(&(case_index, image_index)).unwrap_or_default();

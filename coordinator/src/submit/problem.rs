@@ -9,8 +9,11 @@ use std::fmt;
 pub struct Problem {
     /// Path relative to the site folder (`cases.csv`, `images/C1/1.jpg`, …).
     pub file: String,
-    /// Line in the file (1-based; the CSV header is line 1), when known.
+    /// Line in the file (1-based; the CSV header is line 1), or the row of
+    /// a spreadsheet, when known.
     pub line: Option<u64>,
+    /// The spreadsheet cell (`B7`), for problems in an `.xlsx` table.
+    pub cell: Option<String>,
     /// The column or JSON field concerned, when there is one.
     pub field: Option<String>,
     /// What is wrong, in words.
@@ -23,6 +26,7 @@ impl Problem {
         Self {
             file: file.to_owned(),
             line: None,
+            cell: None,
             field: None,
             message: message.into(),
         }
@@ -33,6 +37,20 @@ impl Problem {
         Self {
             line: Some(line),
             ..Self::file(file, message)
+        }
+    }
+
+    /// A problem with the spreadsheet cell `cell` (`B7`) of row `line`.
+    pub fn cell(
+        file: &str,
+        line: u64,
+        cell: String,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            cell: Some(cell),
+            ..Self::field(file, Some(line), field, message)
         }
     }
 
@@ -49,8 +67,10 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
+        match (&self.cell, self.line) {
+            (Some(cell), _) => write!(f, ":{cell}")?,
+            (None, Some(line)) => write!(f, ":{line}")?,
+            (None, None) => {}
         }
         if let Some(field) = &self.field {
             write!(f, ": {field}")?;
@@ -77,5 +97,7 @@ mod tests {
             Problem::file("images/a.jpg", "empty").to_string(),
             "images/a.jpg: empty"
         );
+        let p = Problem::cell("cases.xlsx!Sheet1", 7, "C7".into(), "age", "bad");
+        assert_eq!(p.to_string(), "cases.xlsx!Sheet1:C7: age: bad");
     }
 }

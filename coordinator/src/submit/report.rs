@@ -1,10 +1,13 @@
 //! The structured ultrasound report (`reports/<case_id>.json`,
 //! schema `nodal.us-report/1`): parsed and checked field by field.
 
+use super::cases_table::CaseRow;
 use super::problem::Problem;
 use nodal_common::manifest::ReportValue;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The schema tag every report carries.
 pub const REPORT_SCHEMA: &str = "nodal.us-report/1";
@@ -77,14 +80,15 @@ pub fn parse(
     bytes: &[u8],
     case_id: &str,
 ) -> Result<BTreeMap<String, ReportValue>, Vec<Problem>> {
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| {
-        vec![Problem::at(
-            path,
-            e.line() as u64,
-            format!("not valid JSON: {e}"),
-        )]
+    let root: Root = serde_json::from_slice(bytes).map_err(|e| {
+        let message = if e.to_string().starts_with(DUPLICATE) {
+            format!("{e}: a report gives each field once")
+        } else {
+            format!("not valid JSON: {e}")
+        };
+        vec![Problem::at(path, e.line() as u64, message)]
     })?;
-    let Value::Object(object) = root else {
+    let Root::Object(object) = root else {
         return Err(vec![Problem::file(path, "the report is not a JSON object")]);
     };
     let mut problems = Vec::new();
@@ -124,6 +128,97 @@ pub fn parse(
     } else {
         Err(problems)
     }
+}
+
+/// Start of the error for a field given twice.
+const DUPLICATE: &str = "duplicate field";
+
+/// The report's top level: an object whose keys are checked for
+/// duplicates (serde_json alone keeps the last value silently), or any
+/// other JSON value.
+enum Root {
+    Object(Map<String, Value>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Root {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RootVisitor)
+    }
+}
+
+struct RootVisitor;
+
+impl<'de> Visitor<'de> for RootVisitor {
+    type Value = Root;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Root, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE} {key:?}")));
+            }
+            let value: Value = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Root::Object(object))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Root, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Root::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Root, E> {
+        Ok(Root::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Root, E> {
+        Ok(Root::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Root, E> {
+        Ok(Root::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Root, E> {
+        Ok(Root::Other)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Root, E> {
+        Ok(Root::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Root, E> {
+        Ok(Root::Other)
+    }
+}
+
+/// The report's diameter against the case table's: values a factor of
+/// about 10 apart (8–12.5) mean one of them is in centimetres.
+pub fn diameter_in_other_units(
+    path: &str,
+    features: &BTreeMap<String, ReportValue>,
+    row: &CaseRow,
+) -> Option<Problem> {
+    const FIELD: &str = "max_diameter_mm";
+    let Some(ReportValue::Number(report)) = features.get(FIELD) else {
+        return None;
+    };
+    let cell = row.get(FIELD)?;
+    let table: f64 = cell.parse().ok()?;
+    let ratio = report.max(table) / report.min(table);
+    (8.0..=12.5).contains(&ratio).then(|| {
+        Problem::field(
+            path,
+            None,
+            FIELD,
+            format!(
+                "{report} is about {} the {cell} of {} ({FIELD}): one of them looks like centimetres; give both in millimetres",
+                if *report < table { "a tenth of" } else { "ten times" },
+                row.at()
+            ),
+        )
+    })
 }
 
 fn unknown_fields(object: &Map<String, Value>) -> Vec<String> {
@@ -199,6 +294,57 @@ mod tests {
                 "reports/US-0001.json: colour: unknown field",
             ]
         );
+    }
+
+    #[test]
+    fn a_field_given_twice_is_an_error_at_its_line() {
+        let twice = GOOD.replace("\"tirads\": 5", "\"tirads\": 5,\n  \"tirads\": 1");
+        let got = messages(parse("reports/US-0001.json", twice.as_bytes(), "US-0001"));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("reports/US-0001.json:13: duplicate field \"tirads\""),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_diameter_in_centimetres_is_caught_naming_both_values() {
+        let features = parse("reports/US-0001.json", GOOD.as_bytes(), "US-0001").unwrap();
+        let header = "case_id,max_diameter_mm";
+        let row = |mm: &str| {
+            let mut problems = Vec::new();
+            let raw = super::super::table::read_csv(
+                format!("{header}\nUS-0001,{mm}\n").as_bytes(),
+                &Default::default(),
+                &mut problems,
+            )
+            .unwrap();
+            let table = std::sync::Arc::new(super::super::cases_table::TableRef {
+                place: raw.place.clone(),
+                header: raw.header.clone(),
+            });
+            CaseRow {
+                line: 2,
+                case_id: "US-0001".into(),
+                cells: [("max_diameter_mm".to_owned(), mm.to_owned())].into(),
+                files: Vec::new(),
+                table,
+            }
+        };
+        let problem = diameter_in_other_units("reports/US-0001.json", &features, &row("124"))
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            problem,
+            "reports/US-0001.json: max_diameter_mm: 12.4 is about a tenth of the 124 of cases.csv:2 (max_diameter_mm): one of them looks like centimetres; give both in millimetres"
+        );
+        assert!(diameter_in_other_units("r", &features, &row("1.24")).is_some());
+        for agrees in ["12.4", "13.1", "40"] {
+            assert!(
+                diameter_in_other_units("r", &features, &row(agrees)).is_none(),
+                "{agrees}"
+            );
+        }
     }
 
     #[test]

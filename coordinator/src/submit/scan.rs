@@ -2,15 +2,14 @@
 //! have their header checked, reports are parsed. Files in the folder that
 //! no row names are listed as warnings.
 
-use super::cases_csv::{CASES_CSV, CaseRow, Role};
+use super::cases_table::{CaseRow, Role};
 use super::decode;
 use super::problem::Problem;
 use super::report;
+use super::site_folder::{AccessError, SiteFolder};
 use nodal_common::manifest::{ReportValue, SourceFile};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io;
-use std::path::{Path, PathBuf};
 
 /// Largest source file read, bytes.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
@@ -20,10 +19,12 @@ pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 pub struct ScannedImage {
     /// Path, hash and size.
     pub file: SourceFile,
-    /// Width in pixels, from the header.
+    /// Width in pixels as displayed (orientation applied), from the header.
     pub width: u32,
-    /// Height in pixels, from the header.
+    /// Height in pixels as displayed, from the header.
     pub height: u32,
+    /// The EXIF orientation applied when decoding (1 = none).
+    pub orientation: u8,
 }
 
 /// What the scan found.
@@ -47,12 +48,13 @@ struct Listed<'a> {
     row: &'a CaseRow,
 }
 
-/// Read, hash and check every file the rows name. `cases_csv` is the table's
-/// own entry. Problems go to `problems`; `on_file` is called once per file.
+/// Read, hash and check every file the rows name. `table` is the case
+/// table's own entry. Problems go to `problems`; `on_file` is called once
+/// per file.
 pub fn scan(
-    dir: &Path,
+    folder: &SiteFolder,
     min_side: u32,
-    cases_csv: SourceFile,
+    table: SourceFile,
     rows: &[CaseRow],
     problems: &mut Vec<Problem>,
     on_file: &(dyn Fn() + Sync),
@@ -61,13 +63,14 @@ pub fn scan(
     let results: Vec<Result<Scanned, Vec<Problem>>> = listed
         .par_iter()
         .map(|l| {
-            let out = scan_one(dir, min_side, l);
+            let out = scan_one(folder, min_side, l);
             on_file();
             out
         })
         .collect();
+    let table_path = table.path.clone();
     let mut scan = Scan {
-        files: vec![cases_csv],
+        files: vec![table],
         ..Scan::default()
     };
     for result in results {
@@ -85,41 +88,25 @@ pub fn scan(
     }
     scan.files.sort_by(|a, b| a.path.cmp(&b.path));
     let named: HashSet<&str> = listed.iter().map(|l| l.path).collect();
-    scan.unlisted = unlisted_files(dir, &named, problems);
+    scan.unlisted = unlisted_files(folder, &table_path, &named, problems);
     scan
 }
 
-/// Read a file of the site folder and check that it still has the hash the
-/// scan recorded.
-pub fn read_verified(dir: &Path, file: &SourceFile) -> Result<Vec<u8>, String> {
-    let bytes =
-        std::fs::read(under(dir, &file.path)).map_err(|e| format!("cannot be read: {e}"))?;
+/// Read a file of the site folder again and check that it still has the
+/// hash the scan recorded.
+pub fn read_verified(folder: &SiteFolder, file: &SourceFile) -> Result<Vec<u8>, String> {
+    let bytes = folder
+        .read(&file.path, MAX_FILE_BYTES)
+        .map_err(|e| e.to_string())?;
     if nodal_common::sha256_hex(&bytes) != file.sha256 {
         return Err("the file changed while nodal submit was running".into());
     }
     Ok(bytes)
 }
 
-/// The file `rel` (forward slashes) inside `dir`.
-pub fn under(dir: &Path, rel: &str) -> PathBuf {
-    rel.split('/')
-        .fold(dir.to_path_buf(), |p, part| p.join(part))
-}
-
 /// Read a whole file of at most [`MAX_FILE_BYTES`] and describe it.
-pub fn read_source(dir: &Path, rel: &str) -> io::Result<(Vec<u8>, SourceFile)> {
-    let path = under(dir, rel);
-    let meta = std::fs::metadata(&path)?;
-    if meta.is_dir() {
-        return Err(io::Error::other("it is a folder, not a file"));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(io::Error::other(format!(
-            "it is {} bytes, more than the {MAX_FILE_BYTES}-byte limit",
-            meta.len()
-        )));
-    }
-    let bytes = std::fs::read(&path)?;
+pub fn read_source(folder: &SiteFolder, rel: &str) -> Result<(Vec<u8>, SourceFile), AccessError> {
+    let bytes = folder.read(rel, MAX_FILE_BYTES)?;
     let file = SourceFile {
         path: rel.to_owned(),
         sha256: nodal_common::sha256_hex(&bytes),
@@ -139,9 +126,7 @@ fn unique_listings<'a>(rows: &'a [CaseRow], problems: &mut Vec<Problem>) -> Vec<
     for row in rows {
         for f in &row.files {
             if let Some(line) = first.get(f.path.as_str()) {
-                problems.push(Problem::field(
-                    CASES_CSV,
-                    Some(row.line),
+                problems.push(row.problem(
                     f.column,
                     format!("{} is already listed at line {line}", f.path),
                 ));
@@ -159,25 +144,15 @@ fn unique_listings<'a>(rows: &'a [CaseRow], problems: &mut Vec<Problem>) -> Vec<
     listed
 }
 
-fn scan_one(dir: &Path, min_side: u32, l: &Listed<'_>) -> Result<Scanned, Vec<Problem>> {
-    let (bytes, file) = read_source(dir, l.path).map_err(|e| {
-        let what = if e.kind() == io::ErrorKind::NotFound {
-            "does not exist".to_owned()
-        } else {
-            format!("cannot be read: {e}")
-        };
-        vec![Problem::field(
-            CASES_CSV,
-            Some(l.row.line),
-            l.column,
-            format!("{} {what}", l.path),
-        )]
-    })?;
-    let listed_at = format!("(listed at {CASES_CSV}:{})", l.row.line);
+fn scan_one(folder: &SiteFolder, min_side: u32, l: &Listed<'_>) -> Result<Scanned, Vec<Problem>> {
+    let (bytes, file) = read_source(folder, l.path)
+        .map_err(|e| vec![l.row.problem(l.column, format!("{} {e}", l.path))])?;
+    let listed_at = format!("(listed at {})", l.row.at());
     match l.role {
         Role::Image => {
-            let (_, width, height) = decode::header(&bytes)
+            let header = decode::header(&bytes)
                 .map_err(|e| vec![Problem::file(l.path, format!("{e} {listed_at}"))])?;
+            let (width, height) = header.displayed();
             if width < min_side || height < min_side {
                 return Err(vec![Problem::file(
                     l.path,
@@ -190,44 +165,35 @@ fn scan_one(dir: &Path, min_side: u32, l: &Listed<'_>) -> Result<Scanned, Vec<Pr
                 file,
                 width,
                 height,
+                orientation: header.orientation,
             }))
         }
         Role::Report => {
             let features = report::parse(l.path, &bytes, &l.row.case_id)?;
+            if let Some(problem) = report::diameter_in_other_units(l.path, &features, l.row) {
+                return Err(vec![problem]);
+            }
             Ok(Scanned::Report(file, features))
         }
     }
 }
 
-/// Every file under `dir` that is neither `cases.csv` nor named by a row.
-fn unlisted_files(dir: &Path, named: &HashSet<&str>, problems: &mut Vec<Problem>) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((folder, rel)) = stack.pop() {
-        let entries = match std::fs::read_dir(&folder) {
-            Ok(entries) => entries,
-            Err(e) => {
-                problems.push(Problem::file(
-                    if rel.is_empty() { "." } else { &rel },
-                    format!("the folder cannot be listed: {e}"),
-                ));
-                continue;
-            }
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let child = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push((entry.path(), child));
-            } else if child != CASES_CSV && !named.contains(child.as_str()) {
-                found.push(child);
-            }
-        }
+/// Every file of the folder that is neither the case table nor named by a row.
+fn unlisted_files(
+    folder: &SiteFolder,
+    table: &str,
+    named: &HashSet<&str>,
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    let (files, failed) = folder.list();
+    for (rel, e) in failed {
+        problems.push(Problem::file(
+            &rel,
+            format!("the folder cannot be listed: {e}"),
+        ));
     }
-    found.sort();
-    found
+    files
+        .into_iter()
+        .filter(|f| f != table && !named.contains(f.as_str()))
+        .collect()
 }

@@ -70,7 +70,7 @@ impl Env {
     }
 
     fn write(&self, rel: &str, bytes: &[u8]) {
-        let path = scan::under(&self.site, rel);
+        let path = self.site.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
     }
@@ -97,7 +97,10 @@ impl Env {
     /// Submit, expect refusal; return the problems as text and check that
     /// nothing reached the store.
     async fn refused(&self, study: Study) -> Vec<String> {
-        let err = self.submit(study).await.unwrap_err();
+        // A FIFO or device in the folder must never block the submission.
+        let submitted =
+            tokio::time::timeout(std::time::Duration::from_secs(60), self.submit(study));
+        let err = submitted.await.expect("submit hung").unwrap_err();
         assert!(
             self.stored().await.is_empty(),
             "nothing may be uploaded: {err}"
@@ -454,7 +457,7 @@ fn broken_folders() -> Vec<Broken> {
             name: "not an image",
             study: Study::Ultrasound,
             breaks: |e| e.write("images/U2.jpg", b"<html>moved</html>"),
-            expect: "images/U2.jpg: not a JPEG or PNG image (the file starts with bytes 3c 68 74 6d) (listed at cases.csv:3)",
+            expect: "images/U2.jpg: not a JPEG or PNG image (it starts with neither the JPEG nor the PNG signature) (listed at cases.csv:3)",
         },
         Broken {
             name: "empty image",
@@ -521,15 +524,15 @@ fn broken_folders() -> Vec<Broken> {
             expect: "cases.csv:4: image: images/U2.jpg is already listed at line 3",
         },
         Broken {
-            name: "not UTF-8",
+            name: "neither UTF-8 nor GB18030",
             study: Study::Ultrasound,
             breaks: |e| {
                 let mut b = std::fs::read(e.site.join("cases.csv")).unwrap();
                 let at = b.len() - 5;
-                b[at] = 0xE9;
+                b[at] = 0xFF;
                 e.write("cases.csv", &b);
             },
-            expect: "cases.csv:5: not UTF-8 text",
+            expect: "cases.csv:5: neither UTF-8 nor GB18030/GBK text",
         },
         Broken {
             name: "unknown value",
@@ -561,6 +564,75 @@ fn broken_folders() -> Vec<Broken> {
                 e.write("images/K1/2.png", &b[..b.len() - 20]);
             },
             expect: "images/K1/2.png: truncated PNG",
+        },
+        Broken {
+            name: "image linked to a file outside the folder",
+            study: Study::Ultrasound,
+            breaks: |e| {
+                let outside = e.site.parent().unwrap().join("elsewhere.jpg");
+                std::fs::write(&outside, jpeg(&frame(96, 64))).unwrap();
+                std::fs::remove_file(e.site.join("images/U2.jpg")).unwrap();
+                std::os::unix::fs::symlink(&outside, e.site.join("images/U2.jpg")).unwrap();
+            },
+            expect: "cases.csv:3: image: images/U2.jpg leads outside the site folder through the symbolic link images/U2.jpg",
+        },
+        Broken {
+            name: "images folder linked outside",
+            study: Study::Ultrasound,
+            breaks: |e| {
+                let outside = e.site.parent().unwrap().join("elsewhere");
+                std::fs::rename(e.site.join("images"), &outside).unwrap();
+                std::os::unix::fs::symlink(&outside, e.site.join("images")).unwrap();
+            },
+            expect: "cases.csv:2: image: images/U1.jpg leads outside the site folder through the symbolic link images",
+        },
+        Broken {
+            name: "image linked to a device",
+            study: Study::Ultrasound,
+            breaks: |e| {
+                std::fs::remove_file(e.site.join("images/U2.jpg")).unwrap();
+                std::os::unix::fs::symlink("/dev/zero", e.site.join("images/U2.jpg")).unwrap();
+            },
+            expect: "cases.csv:3: image: images/U2.jpg leads outside the site folder",
+        },
+        Broken {
+            name: "a FIFO in place of an image",
+            study: Study::Ultrasound,
+            breaks: |e| {
+                let path = e.site.join("images/U2.jpg");
+                std::fs::remove_file(&path).unwrap();
+                let made = std::process::Command::new("mkfifo")
+                    .arg(&path)
+                    .status()
+                    .unwrap();
+                assert!(made.success());
+            },
+            expect: "cases.csv:3: image: images/U2.jpg is a FIFO (named pipe), not a regular file",
+        },
+        Broken {
+            name: "report field given twice",
+            study: Study::Ultrasound,
+            breaks: |e| {
+                let twice = report("U3").replace("\"tirads\":5", "\"tirads\":5,\"tirads\":1");
+                e.write("reports/U3.json", twice.as_bytes());
+            },
+            expect: "reports/U3.json:1: duplicate field \"tirads\"",
+        },
+        Broken {
+            name: "report diameter in centimetres",
+            study: Study::Ultrasound,
+            breaks: |e| {
+                let cm =
+                    report("U3").replace("\"max_diameter_mm\":12.4", "\"max_diameter_mm\":0.41");
+                e.write("reports/U3.json", cm.as_bytes());
+            },
+            expect: "reports/U3.json: max_diameter_mm: 0.41 is about a tenth of the 4.0 of cases.csv:4 (max_diameter_mm)",
+        },
+        Broken {
+            name: "a delimiter that is not the one given",
+            study: Study::Ultrasound,
+            breaks: |e| rewrite_csv(e, |t| t.replace(',', "\t").replacen("\t", ",", 1)),
+            expect: "cases.csv:1: split: the required column is missing",
         },
     ]
 }
@@ -714,4 +786,285 @@ async fn the_command_line_submits_with_its_flags_and_lists_problems() {
         <Cli as clap::Parser>::try_parse_from(["submit", "--study", "xray", "--site", "a", "dir"])
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn refusals_never_quote_a_refused_file() {
+    let env = Env::new().await;
+    us_site(&env, 2);
+    let secret = env.site.parent().unwrap().join("passwd");
+    std::fs::write(&secret, b"root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    std::fs::remove_file(env.site.join("images/U1.jpg")).unwrap();
+    std::os::unix::fs::symlink(&secret, env.site.join("images/U1.jpg")).unwrap();
+    env.write("images/U2.jpg", b"root:x:0:0:root:/root:/bin/bash\n");
+    let problems = env.refused(Study::Ultrasound).await;
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    for p in &problems {
+        assert!(!p.contains("root") && !p.contains("72 6f"), "{p}");
+    }
+}
+
+/// Mean absolute difference of two images of the same size.
+fn mean_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+/// `bytes` (a JPEG) with an EXIF APP1 segment holding orientation `tag`.
+fn with_orientation(bytes: &[u8], tag: u16) -> Vec<u8> {
+    let mut tiff = vec![
+        0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
+    ];
+    tiff.extend(tag.to_le_bytes());
+    tiff.extend([0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut out = bytes[..2].to_vec();
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend(&bytes[2..]);
+    out
+}
+
+#[tokio::test]
+async fn exif_orientation_is_applied_before_qc_and_tiling_and_recorded() {
+    let env = Env::new().await;
+    us_site(&env, 2);
+    // Left half dark, right half bright speckle: turned 90° clockwise the
+    // dark half is on top.
+    let seen = RgbImage::from_fn(96, 64, |x, y| {
+        let g = if x < 48 { 40 } else { 150 } + hash(x, y, 60) as u8;
+        Rgb([g, g, g])
+    });
+    env.write("images/U1.jpg", &with_orientation(&jpeg(&seen), 6));
+    let out = env.submit(Study::Ultrasound).await.unwrap();
+    let image = &out.manifest.cases[0].images[0];
+    assert_eq!((image.orientation, image.width, image.height), (6, 64, 96));
+    assert_eq!(out.manifest.cases[1].images[0].orientation, 1);
+    let tile = env.store.get(&image.tiles[0].key).await.unwrap();
+    let tile = decode::decode_rgb(&tile).unwrap();
+    let turned = image::imageops::rotate90(&seen);
+    let expected = tiling::cut(nodal_common::manifest::TileMode::Whole, &turned);
+    let unturned = tiling::cut(nodal_common::manifest::TileMode::Whole, &seen);
+    let (near, far) = (
+        mean_diff(&tile, &expected[0].pixels),
+        mean_diff(&tile, &unturned[0].pixels),
+    );
+    assert!(near < 8.0 && far > 25.0, "turned {near}, as stored {far}");
+}
+
+/// `cases` with the archive id taken out of the tile keys, to compare the
+/// cases of two archives of the same images.
+fn without_archive_ids(
+    cases: &[nodal_common::manifest::Case],
+) -> Vec<nodal_common::manifest::Case> {
+    let mut cases = cases.to_vec();
+    for tile in cases
+        .iter_mut()
+        .flat_map(|c| c.images.iter_mut().flat_map(|i| i.tiles.iter_mut()))
+    {
+        tile.key = tile
+            .key
+            .split("/tiles/")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+    }
+    cases
+}
+
+/// The ultrasound site's table as rows of cells.
+fn us_rows(env: &Env) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(env.site.join("cases.csv")).unwrap();
+    text.lines()
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn gb18030_and_semicolon_tables_go_in_with_the_same_cases() {
+    let plain = Env::new().await;
+    us_site(&plain, 3);
+    rewrite_csv(&plain, |t| {
+        t.replacen(",report\n", ",report,note\n", 1)
+            .replace(".json\n", ".json,甲状腺结节 随访\n")
+    });
+    let reference = plain.submit(Study::Ultrasound).await.unwrap().manifest;
+    assert_eq!(reference.cases[0].clinical["note"], "甲状腺结节 随访");
+    let utf8 = std::fs::read_to_string(plain.site.join("cases.csv")).unwrap();
+    for (name, bytes, encoding, delimiter) in [
+        (
+            "gb18030",
+            encoding_rs::GB18030.encode(&utf8).0.into_owned(),
+            "gb18030",
+            ",",
+        ),
+        (
+            "semicolon",
+            utf8.replace(',', ";").into_bytes(),
+            "UTF-8",
+            ";",
+        ),
+        (
+            "gbk with tabs, CRLF",
+            encoding_rs::GBK
+                .encode(&utf8.replace(',', "\t").replace('\n', "\r\n"))
+                .0
+                .into_owned(),
+            "gb18030",
+            "tab",
+        ),
+    ] {
+        let env = Env::new().await;
+        us_site(&env, 3);
+        env.write("cases.csv", &bytes);
+        let m = env.submit(Study::Ultrasound).await.unwrap().manifest;
+        let table = m.cases_table.clone().unwrap();
+        assert_eq!(table.encoding.as_deref(), Some(encoding), "{name}");
+        assert_eq!(table.delimiter.as_deref(), Some(delimiter), "{name}");
+        assert_eq!(
+            without_archive_ids(&m.cases),
+            without_archive_ids(&reference.cases),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_explicit_encoding_is_used_and_recorded() {
+    let env = Env::new().await;
+    us_site(&env, 2);
+    let text = std::fs::read_to_string(env.site.join("cases.csv")).unwrap();
+    let latin = text
+        .replacen(",report\n", ",report,note\n", 1)
+        .replace(".json\n", ".json,Müller\n");
+    env.write("cases.csv", &encoding_rs::WINDOWS_1252.encode(&latin).0);
+    let mut opts = SubmitOptions::new(Study::Ultrasound, "site-1", &env.site);
+    opts.table.encoding = Some(encoding_rs::WINDOWS_1252);
+    let m = submit_site(&opts, env.store.clone(), &Progress::hidden())
+        .await
+        .unwrap()
+        .manifest;
+    assert_eq!(m.cases[0].clinical["note"], "Müller");
+    assert_eq!(
+        m.cases_table.unwrap().encoding.as_deref(),
+        Some("windows-1252")
+    );
+}
+
+/// Write `rows` as `cases.xlsx` the way a spreadsheet would hold them:
+/// numbers as numbers, dates as dates.
+fn write_xlsx(env: &Env, rows: &[Vec<String>], sheet: &str) {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut book = Workbook::new();
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    let first = book.add_worksheet();
+    first.set_name(sheet).unwrap();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r, c) = (r as u32, c as u16);
+            if let Ok(n) = cell.parse::<f64>() {
+                first.write_number(r, c, n).unwrap();
+            } else if let Ok(d) = ExcelDateTime::parse_from_str(cell)
+                && cell.len() == 10
+            {
+                first.write_datetime_with_format(r, c, &d, &date).unwrap();
+            } else {
+                first.write_string(r, c, cell).unwrap();
+            }
+        }
+    }
+    book.add_worksheet().set_name("Notes").unwrap();
+    book.save(env.site.join("cases.xlsx")).unwrap();
+}
+
+#[tokio::test]
+async fn xlsx_tables_go_in_with_the_same_cases_and_cell_locations() {
+    let env = Env::new().await;
+    us_site(&env, 3);
+    // A spreadsheet holds 4.0 as the number 4: a diameter with a fraction
+    // reads the same either way.
+    rewrite_csv(&env, |t| t.replace("lower,4.0", "lower,4.5"));
+    let reference = env.submit(Study::Ultrasound).await.unwrap().manifest;
+    let rows = us_rows(&env);
+    std::fs::remove_file(env.site.join("cases.csv")).unwrap();
+    write_xlsx(&env, &rows, "Patients");
+    let m = env.submit(Study::Ultrasound).await.unwrap().manifest;
+    assert_eq!(
+        without_archive_ids(&m.cases),
+        without_archive_ids(&reference.cases)
+    );
+    let table = m.cases_table.unwrap();
+    assert_eq!(
+        (table.file.as_str(), table.sheet.as_deref()),
+        ("cases.xlsx", Some("Patients"))
+    );
+    assert!(m.source_files.iter().any(|f| f.path == "cases.xlsx"));
+
+    let mut bad = rows.clone();
+    bad[3][2] = "4x".into();
+    bad[2][15] = "images/none.jpg".into();
+    write_xlsx(&env, &bad, "Patients");
+    let puts = env.puts().len();
+    let err = env.submit(Study::Ultrasound).await.unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "2 problems (nothing was uploaded)\n  cases.xlsx!Patients:P3: image: images/none.jpg does not exist\n  cases.xlsx!Patients:C4: age: \"4x\" is not an integer"
+        ),
+        "{err}"
+    );
+    assert_eq!(env.puts().len(), puts);
+
+    let mut opts = SubmitOptions::new(Study::Ultrasound, "site-1", &env.site);
+    opts.table.sheet = Some("Notes".into());
+    let err = submit_site(&opts, env.store.clone(), &Progress::hidden())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cases.xlsx!Notes:1: the sheet is empty"),
+        "{err}"
+    );
+    opts.table.sheet = Some("Missing".into());
+    let err = submit_site(&opts, env.store.clone(), &Progress::hidden())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("has no sheet \"Missing\" (its sheets: Patients, Notes)"),
+        "{err}"
+    );
+
+    env.write("cases.csv", b"case_id\n");
+    let err = env.submit(Study::Ultrasound).await.unwrap_err().to_string();
+    assert!(
+        err.ends_with("\n  cases.csv: the site folder has both cases.csv and cases.xlsx: keep the one to submit"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn large_images_decode_within_the_memory_budget() {
+    let env = Env::new().await;
+    cy_site(&env);
+    // A budget smaller than one smear: every image decodes alone, and the
+    // archive is the same as with the default budget.
+    let reference = env.submit(Study::Cytology).await.unwrap().manifest;
+    let other = Env::new().await;
+    cy_site(&other);
+    let mut opts = SubmitOptions::new(Study::Cytology, "site-1", &other.site);
+    opts.decode_memory = 1;
+    let tight = submit_site(&opts, other.store.clone(), &Progress::hidden())
+        .await
+        .unwrap()
+        .manifest;
+    assert_eq!(tight.archive_id, reference.archive_id);
+    assert_eq!(tight.cases, reference.cases);
 }

@@ -5,7 +5,9 @@
 
 use super::decode;
 use super::error::SubmitError;
+use super::pixel_budget::{PixelBudget, decode_cost};
 use super::scan::read_verified;
+use super::site_folder::SiteFolder;
 use super::tiling::{self, CutTile};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -15,7 +17,6 @@ use nodal_common::manifest::{SourceFile, TileMode, TileRef};
 use nodal_common::store::SharedStore;
 use rayon::prelude::*;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -33,6 +34,8 @@ pub struct TileJob {
     pub case_id: String,
     /// The source file, with the hash the scan recorded.
     pub file: SourceFile,
+    /// Its displayed width and height (for the memory it takes).
+    pub size: (u32, u32),
 }
 
 /// What tiling and upload did.
@@ -52,7 +55,9 @@ pub struct UploadStats {
 #[derive(Debug, Clone)]
 pub struct TilingPlan {
     /// The site folder.
-    pub dir: PathBuf,
+    pub folder: Arc<SiteFolder>,
+    /// The bound on decoded pixels in memory.
+    pub budget: Arc<PixelBudget>,
     /// Grid or whole image.
     pub mode: TileMode,
     /// The archive the tiles belong to.
@@ -141,7 +146,8 @@ fn tile_one(plan: &TilingPlan, job: &TileJob) -> Result<TiledImage, SubmitError>
         path: job.file.path.clone(),
         message,
     };
-    let bytes = read_verified(&plan.dir, &job.file).map_err(source)?;
+    let _memory = plan.budget.reserve(decode_cost(job.size.0, job.size.1));
+    let bytes = read_verified(&plan.folder, &job.file).map_err(source)?;
     let pixels = decode::decode_rgb(&bytes).map_err(|e| source(e.0))?;
     let objects = tiling::cut(plan.mode, &pixels)
         .into_iter()

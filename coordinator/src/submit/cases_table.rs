@@ -1,13 +1,13 @@
-//! Reading `cases.csv`: the header, every row and every cell checked against
-//! the study's columns, every problem collected with its line and column.
+//! Checking the case table: the header, every row and every cell against
+//! the study's columns, every problem collected with its place (the file
+//! and line of `cases.csv`, the sheet and cell of `cases.xlsx`).
 
 use super::csv_schema::{self, Column, Kind, READER_PREFIX};
 use super::problem::Problem;
+use super::table::{self, RawTable, TableOptions, TablePlace};
 use nodal_common::study::Study;
 use std::collections::{BTreeMap, HashMap};
-
-/// Name of the case table in a site folder.
-pub const CASES_CSV: &str = "cases.csv";
+use std::sync::Arc;
 
 /// What a referenced file is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub enum Role {
     Report,
 }
 
-/// A file named by a cell of `cases.csv`.
+/// A file named by a cell of the case table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRef {
     /// Path relative to the site folder.
@@ -29,10 +29,19 @@ pub struct FileRef {
     pub column: &'static str,
 }
 
-/// One row of `cases.csv`, its cells as written (empty cells left out).
+/// The table a row comes from: its place and header, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    /// Where the table is.
+    pub place: TablePlace,
+    /// Its header cells, in order.
+    pub header: Vec<String>,
+}
+
+/// One row of the case table, its cells as written (empty cells left out).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseRow {
-    /// Line of the row (the header is line 1).
+    /// Line of the row (the CSV header is line 1; the spreadsheet row for xlsx).
     pub line: u64,
     /// The `case_id` cell (possibly invalid when problems were reported).
     pub case_id: String,
@@ -40,6 +49,8 @@ pub struct CaseRow {
     pub cells: BTreeMap<String, String>,
     /// The files the row names, images first, in cell order.
     pub files: Vec<FileRef>,
+    /// The table the row is in.
+    pub table: Arc<TableRef>,
 }
 
 impl CaseRow {
@@ -57,75 +68,58 @@ impl CaseRow {
     pub fn report(&self) -> Option<&FileRef> {
         self.files.iter().find(|f| f.role == Role::Report)
     }
+
+    /// A problem with the row's cell of `column`.
+    pub fn problem(&self, column: &str, message: impl Into<String>) -> Problem {
+        let index = self.table.header.iter().position(|h| h == column);
+        self.table.place.cell(self.line, index, column, message)
+    }
+
+    /// Where the row is: `cases.csv:4`.
+    pub fn at(&self) -> String {
+        self.table.place.line_label(self.line)
+    }
 }
 
-/// Parse and check `cases.csv` (its bytes) for `study`. Problems are pushed
-/// to `problems`; rows are returned even when some of their cells are bad,
-/// so that the files they name can still be checked.
-pub fn parse(study: Study, bytes: &[u8], problems: &mut Vec<Problem>) -> Vec<CaseRow> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Err(e) = std::str::from_utf8(bytes) {
-        let at = e.valid_up_to();
-        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64;
-        problems.push(Problem::at(
-            CASES_CSV,
-            line,
-            format!("not UTF-8 text (invalid byte at offset {at})"),
-        ));
-        return Vec::new();
+/// Parse and check `cases.csv` (its bytes, encoding and delimiter detected)
+/// for `study`. See [`check`].
+pub fn parse_csv(study: Study, bytes: &[u8], problems: &mut Vec<Problem>) -> Vec<CaseRow> {
+    match table::read_csv(bytes, &TableOptions::default(), problems) {
+        Some(raw) => check(study, &raw, problems),
+        None => Vec::new(),
     }
-    let bytes = nodal_stats::reader::lf_line_ends(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes.as_ref());
-    let mut records = reader.records();
-    let header = match records.next() {
-        None => {
-            problems.push(Problem::file(
-                CASES_CSV,
-                "the file is empty (no header row)",
-            ));
-            return Vec::new();
-        }
-        Some(Err(e)) => {
-            problems.push(csv_problem(&e));
-            return Vec::new();
-        }
-        Some(Ok(h)) => h,
-    };
-    let Some(layout) = Layout::new(study, &header, problems) else {
+}
+
+/// Check the case table `raw` for `study`. Problems are pushed to
+/// `problems`; rows are returned even when some of their cells are bad, so
+/// that the files they name can still be checked.
+pub fn check(study: Study, raw: &RawTable, problems: &mut Vec<Problem>) -> Vec<CaseRow> {
+    let table = Arc::new(TableRef {
+        place: raw.place.clone(),
+        header: raw.header.clone(),
+    });
+    let Some(layout) = Layout::new(study, raw, problems) else {
         return Vec::new();
     };
     let mut rows = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
-    for record in records {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                problems.push(csv_problem(&e));
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() != header.len() {
-            problems.push(Problem::at(
-                CASES_CSV,
+    for record in &raw.rows {
+        let line = record.line;
+        if record.cells.len() != raw.header.len() {
+            problems.push(raw.place.row(
                 line,
                 format!(
                     "the row has {} fields but the header has {}",
-                    record.len(),
-                    header.len()
+                    record.cells.len(),
+                    raw.header.len()
                 ),
             ));
             continue;
         }
-        let row = layout.row(line, &record, problems);
+        let row = layout.row(line, &record.cells, &table, problems);
         if !row.case_id.is_empty() {
             if let Some(first) = seen.get(&row.case_id) {
-                problems.push(Problem::field(
-                    CASES_CSV,
-                    Some(line),
+                problems.push(row.problem(
                     "case_id",
                     format!("{:?} is already the id of line {first}", row.case_id),
                 ));
@@ -137,47 +131,42 @@ pub fn parse(study: Study, bytes: &[u8], problems: &mut Vec<Problem>) -> Vec<Cas
     }
     if rows.is_empty() && problems.is_empty() {
         problems.push(Problem::file(
-            CASES_CSV,
-            "no cases: the file has only a header row",
+            &raw.place.name,
+            "no cases: the table has only a header row",
         ));
     }
     rows
 }
 
-fn csv_problem(e: &csv::Error) -> Problem {
-    match e.position() {
-        Some(p) => Problem::at(CASES_CSV, p.line(), format!("unreadable CSV: {e}")),
-        None => Problem::file(CASES_CSV, format!("unreadable CSV: {e}")),
-    }
-}
-
 /// How the header maps columns to their rules.
 struct Layout {
-    /// Per CSV column: its name and rule (`None` for unknown columns, kept as text).
+    /// Per table column: its name and rule (`None` for unknown columns, kept as text).
     columns: Vec<(String, Option<Column>)>,
 }
 
 impl Layout {
-    fn new(study: Study, header: &csv::StringRecord, problems: &mut Vec<Problem>) -> Option<Self> {
+    fn new(study: Study, raw: &RawTable, problems: &mut Vec<Problem>) -> Option<Self> {
         // Unnamed or repeated columns make the rows ambiguous; a missing
         // column does not stop the other cells from being checked.
         let mut ambiguous = false;
         let known = csv_schema::columns(study);
         let mut first_at: HashMap<&str, usize> = HashMap::new();
-        let mut columns = Vec::with_capacity(header.len());
-        for (i, name) in header.iter().enumerate() {
+        let mut columns = Vec::with_capacity(raw.header.len());
+        let header_cell = |i: usize, field: &str, message: String| {
+            raw.place.cell(raw.header_line, Some(i), field, message)
+        };
+        for (i, name) in raw.header.iter().enumerate() {
+            let name = name.as_str();
             if name.trim().is_empty() {
                 ambiguous = true;
-                problems.push(Problem::at(
-                    CASES_CSV,
-                    1,
-                    format!("column {} of the header has no name", i + 1),
-                ));
+                let mut p =
+                    header_cell(i, "", format!("column {} of the header has no name", i + 1));
+                p.field = None;
+                problems.push(p);
             } else if let Some(j) = first_at.insert(name, i) {
                 ambiguous = true;
-                problems.push(Problem::field(
-                    CASES_CSV,
-                    Some(1),
+                problems.push(header_cell(
+                    i,
                     name,
                     format!("the column appears twice (columns {} and {})", j + 1, i + 1),
                 ));
@@ -192,28 +181,41 @@ impl Layout {
             });
             columns.push((name.to_owned(), rule));
         }
+        let mut missing = false;
         for c in known.iter().filter(|c| c.required) {
             if !first_at.contains_key(c.name) {
+                missing = true;
                 problems.push(Problem::field(
-                    CASES_CSV,
-                    Some(1),
+                    &raw.place.name,
+                    Some(raw.header_line),
                     c.name,
                     format!("the required column is missing from the header ({study} study)"),
                 ));
             }
         }
+        if missing && let Some(hint) = raw.delimiter_hint() {
+            problems.push(hint);
+        }
         (!ambiguous).then_some(Self { columns })
     }
 
-    fn row(&self, line: u64, record: &csv::StringRecord, problems: &mut Vec<Problem>) -> CaseRow {
+    fn row(
+        &self,
+        line: u64,
+        cells: &[String],
+        table: &Arc<TableRef>,
+        problems: &mut Vec<Problem>,
+    ) -> CaseRow {
         let mut row = CaseRow {
             line,
             case_id: String::new(),
             cells: BTreeMap::new(),
             files: Vec::new(),
+            table: Arc::clone(table),
         };
-        for ((name, rule), value) in self.columns.iter().zip(record.iter()) {
-            let problem = |message: String| Problem::field(CASES_CSV, Some(line), name, message);
+        for (index, ((name, rule), value)) in self.columns.iter().zip(cells).enumerate() {
+            let value = value.as_str();
+            let problem = |message: String| table.place.cell(line, Some(index), name, message);
             if value.is_empty() {
                 if rule.is_some_and(|c| c.required) {
                     problems.push(problem("missing value (the column is required)".into()));
@@ -264,7 +266,7 @@ mod tests {
 
     fn parse_text(study: Study, text: &str) -> (Vec<CaseRow>, Vec<String>) {
         let mut problems = Vec::new();
-        let rows = parse(study, text.as_bytes(), &mut problems);
+        let rows = parse_csv(study, text.as_bytes(), &mut problems);
         (rows, problems.iter().map(ToString::to_string).collect())
     }
 
@@ -353,17 +355,19 @@ mod tests {
             ["cases.csv:3: the row has 2 fields but the header has 17"]
         );
         let mut problems = Vec::new();
-        parse(Study::Ultrasound, b"case_id\nC\xff1\n", &mut problems);
-        assert_eq!(
-            problems[0].to_string(),
-            "cases.csv:2: not UTF-8 text (invalid byte at offset 9)"
+        parse_csv(Study::Ultrasound, b"case_id\nC\xff1\n", &mut problems);
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("cases.csv:2: neither UTF-8 nor GB18030/GBK text"),
+            "{problems:?}"
         );
         let (_, problems) = parse_text(Study::Ultrasound, "");
         assert_eq!(problems, ["cases.csv: the file is empty (no header row)"]);
         let (_, problems) = parse_text(Study::Ultrasound, &format!("{US_HEADER}\n"));
         assert_eq!(
             problems,
-            ["cases.csv: no cases: the file has only a header row"]
+            ["cases.csv: no cases: the table has only a header row"]
         );
     }
 
