@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 /// eligibility, QC measures, tiling and tile encoding). Bump it whenever a
 /// change would alter a manifest or a tile, so that old archives are not
 /// mistaken for new ones.
-pub const PIPELINE_VERSION: u32 = 1;
+pub const PIPELINE_VERSION: u32 = 2;
 
 /// Why `site` is not a usable site name (`[a-z0-9][a-z0-9-]{0,31}`), or `None`.
 pub fn site_problem(site: &str) -> Option<String> {
@@ -27,7 +27,8 @@ pub fn site_problem(site: &str) -> Option<String> {
     }
 }
 
-/// `<site>.<first 16 hex of sha256>` over the study, site, tiling spec, QC
+/// `<site>.<first 16 hex of sha256>` over the study, site, tiling spec (with
+/// its codec), QC
 /// thresholds, [`PIPELINE_VERSION`] and every source file's path and hash
 /// (sorted by path).
 pub fn archive_id(
@@ -38,7 +39,7 @@ pub fn archive_id(
     files: &[SourceFile],
 ) -> String {
     let mut text = format!(
-        "nodal-archive-id\npipeline={PIPELINE_VERSION}\nstudy={study}\nsite={site}\ntiling={},{},{}\nqc={},{},{}\n",
+        "nodal-archive-id\npipeline={PIPELINE_VERSION}\nstudy={study}\nsite={site}\ntiling={},{},{}\ncodec={}\nqc={},{},{}\n",
         tiling.size,
         match tiling.mode {
             TileMode::Grid => "grid",
@@ -48,6 +49,7 @@ pub fn archive_id(
             TileFormat::Jpeg => "jpeg",
             TileFormat::Png => "png",
         },
+        tiling.codec,
         thresholds.min_coverage,
         thresholds.min_laplacian_var,
         thresholds.max_artefact_fraction
@@ -111,5 +113,12 @@ mod tests {
             id[5..]
         );
         assert_ne!(archive_id(Study::Ultrasound, "cy-a", &spec, &t, &files), id);
+        let mut other_codec = spec.clone();
+        other_codec.codec.version = "2.1.5".into();
+        assert_ne!(
+            archive_id(Study::Cytology, "cy-a", &other_codec, &t, &files),
+            id,
+            "tiles of another codec are another archive"
+        );
     }
 }
