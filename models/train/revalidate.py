@@ -54,8 +54,10 @@ def held_out_ultrasound(m):
         "per_site_auc": {s: est(v["auc"]) for s, v in m["per_site"].items()},
     }
     stage = m.get("stage_agreement")
-    if stage and stage["n"]:
-        held["stage_accuracy"] = sum(stage["counts"][i][i] for i in range(len(stage["counts"]))) / stage["n"]
+    if stage:
+        held["stage_n"] = stage["n"]
+        held["stage_kappa_linear"] = stage["kappa_linear"]
+        held["stage_kappa_quadratic"] = stage["kappa_quadratic"]
     return held
 
 

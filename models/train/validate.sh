@@ -18,7 +18,7 @@ python="$root/.cache/pyref-venv/bin/python"
 [ -x "$python" ] || { echo "validate.sh: run scripts/setup.sh pyref first" >&2; exit 1; }
 
 cd "$root"
-cargo build --release -q --locked -p nodal-coordinator --bin nodal
+cargo build --release -q --locked --workspace --all-targets  # what test.sh builds: no second build
 command="nodal demo --scale $SCALE --seed $SEED"
 target/release/nodal demo --scale "$SCALE" --seed "$SEED" --out "$out" --quiet
 cd "$here"
