@@ -141,9 +141,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Smooth gradients, one per channel: what JPEG keeps well.
     fn pattern(w: usize, h: usize) -> Vec<u8> {
-        (0..w * h * 3)
-            .map(|i| ((i * 7 + (i / (w * 3)) * 13) % 256) as u8)
+        (0..h)
+            .flat_map(|y| {
+                (0..w).flat_map(move |x| [x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h)])
+            })
+            .map(|v| v as u8)
             .collect()
     }
 
