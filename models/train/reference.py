@@ -31,6 +31,15 @@ def score_columns(card):
     return [f"score_{c}" for c in card["classes"]]
 
 
+def manifest_case_id(row):
+    """The manifest's case id of a row: predictions.csv qualifies ids that repeat
+    across archives as `site:case` or `archive_id:case`."""
+    for prefix in (row["archive_id"] + ":", row["site"] + ":"):
+        if row["case_id"].startswith(prefix):
+            return row["case_id"][len(prefix):]
+    return row["case_id"]
+
+
 def run_case(session, card, tile_arrays, report):
     """Per-card aggregation of the score output over a case's tiles (float64 mean)."""
     score = next(o for o in card["outputs"] if o["role"] == "score")
@@ -68,8 +77,7 @@ def compare(store, card_path, predictions):
         if archive not in manifests:
             m = stored.load_manifest(store, archive)
             manifests[archive] = {c["case_id"]: c for c in m["cases"]}
-        case_id = row["case_id"].split(":")[-1] if row["case_id"] not in manifests[archive] else row["case_id"]
-        case = manifests[archive].get(case_id)
+        case = manifests[archive].get(manifest_case_id(row))
         if case is None:
             sys.exit(f"{predictions}:{line}: case {row['case_id']!r} is not in archive {archive}")
         keys = stored.case_tile_keys(case)
