@@ -8,6 +8,6 @@
 # would compile much of the tree a second time when the other one runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh ort
+scripts/setup.sh build ort
 cargo build --release --locked --workspace --all-targets
 exec target/release/nodal demo "$@"

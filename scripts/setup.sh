@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what nodal needs on a fresh Debian 12 machine. Idempotent and quick
-# when already done. Usage: scripts/setup.sh [ort] [s3] [rabbitmq] [chromium] [tls] [all]
+# when already done. Usage: scripts/setup.sh [ort] [s3] [rabbitmq] [chromium] [tls] [build] [pyref] [all]
 #   ort       ONNX Runtime 1.31.1 shared library into .cache/onnxruntime (from the PyPI wheel)
 #   s3        the s3s-fs S3-compatible server into .cache/tools (from crates.io)
 #   rabbitmq  RabbitMQ on 127.0.0.1:5672, started if not running (Debian package)
 #   chromium  headless Chromium for the report test (Debian package)
 #   tls       stunnel4 and openssl, for the TLS tests (Debian packages)
+#   build     cmake and nasm, to build the bundled libjpeg-turbo (Debian packages)
+#   pyref     a Python venv in .cache/pyref-venv with Pillow, numpy and onnxruntime
+#             (pinned, from PyPI): the reference the parity test compares runs with
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/.cache"
@@ -99,6 +102,29 @@ setup_tls() {
   apt_install stunnel4 openssl
 }
 
+setup_build() {
+  command -v cmake >/dev/null && command -v nasm >/dev/null && return 0
+  apt_install cmake nasm
+}
+
+# The analyst's pipeline, pinned as models/train/requirements.txt pins it.
+PYREF_REQUIREMENTS="pillow==13.0.0 numpy==2.4.6 onnxruntime==1.31.1"
+
+setup_pyref() {
+  local venv="$cache/pyref-venv"
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.nodal-requirements" 2>/dev/null)" = "$PYREF_REQUIREMENTS" ]; then
+    return 0
+  fi
+  python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
+  log "creating $venv ($PYREF_REQUIREMENTS)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install -q --disable-pip-version-check $PYREF_REQUIREMENTS
+  echo "$PYREF_REQUIREMENTS" >"$venv/.nodal-requirements"
+  log "reference venv ready: $venv"
+}
+
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(all)
 for part in "${parts[@]}"; do
@@ -108,7 +134,9 @@ for part in "${parts[@]}"; do
     rabbitmq) setup_rabbitmq ;;
     chromium) setup_chromium ;;
     tls) setup_tls ;;
-    all) setup_ort; setup_rabbitmq; setup_chromium; setup_tls; setup_s3 ;;
-    *) log "unknown part $part (ort, s3, rabbitmq, chromium, tls, all)"; exit 2 ;;
+    build) setup_build ;;
+    pyref) setup_pyref ;;
+    all) setup_build; setup_ort; setup_rabbitmq; setup_chromium; setup_tls; setup_s3; setup_pyref ;;
+    *) log "unknown part $part (ort, s3, rabbitmq, chromium, tls, build, pyref, all)"; exit 2 ;;
   esac
 done

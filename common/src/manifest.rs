@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the manifest layout; bumped on any incompatible change.
-pub const MANIFEST_SCHEMA_VERSION: u32 = 1;
+pub const MANIFEST_SCHEMA_VERSION: u32 = 2;
 
 /// Object key of an archive's manifest.
 pub fn manifest_key(archive_id: &str) -> String {
@@ -65,6 +65,38 @@ pub struct TileSpec {
     pub mode: TileMode,
     /// Encoding of the stored tiles.
     pub format: TileFormat,
+    /// The JPEG codec and settings the tiles were encoded with; a model
+    /// card names the codec its figures were validated on, and runs
+    /// refuse archives whose codec differs.
+    pub codec: TileCodec,
+}
+
+/// A JPEG codec and its settings, as archives and model cards record them:
+/// the same pixels through the same codec give the same tile, bit for bit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TileCodec {
+    /// Codec library, e.g. `libjpeg-turbo`.
+    pub library: String,
+    /// The library's version, e.g. `3.1.0`.
+    pub version: String,
+    /// Forward and inverse DCT method, e.g. `islow` (accurate integer).
+    pub dct: String,
+    /// Chroma upsampling on decode, e.g. `fancy` (libjpeg's triangle filter).
+    pub upsampling: String,
+    /// JPEG quality, 1–100.
+    pub quality: u8,
+    /// Chroma subsampling, e.g. `4:2:0`.
+    pub subsampling: String,
+}
+
+impl std::fmt::Display for TileCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} (DCT {}, upsampling {}, quality {}, {})",
+            self.library, self.version, self.dct, self.upsampling, self.quality, self.subsampling
+        )
+    }
 }
 
 /// How an image becomes tiles.

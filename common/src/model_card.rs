@@ -1,7 +1,7 @@
 //! Model cards: the `card.json` that travels beside every `model.onnx` and
 //! tells workers how to feed the model and coordinators how to read it.
 
-use crate::manifest::{ReportValue, TileMode};
+use crate::manifest::{ReportValue, TileCodec, TileMode};
 use crate::study::{Study, Task};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -124,6 +124,9 @@ pub struct TileSpecCard {
     pub size: u32,
     /// Grid or whole-image.
     pub mode: TileMode,
+    /// The JPEG codec the held-out figures were measured with; the
+    /// archive's and the worker's must be the same.
+    pub codec: TileCodec,
 }
 
 /// Pixel normalisation constants.
@@ -287,6 +290,14 @@ mod tests {
             tile: TileSpecCard {
                 size: 224,
                 mode: TileMode::Whole,
+                codec: TileCodec {
+                    library: "libjpeg-turbo".into(),
+                    version: "3.1.0".into(),
+                    dct: "islow".into(),
+                    upsampling: "fancy".into(),
+                    quality: 90,
+                    subsampling: "4:2:0".into(),
+                },
             },
             normalisation: Normalisation {
                 scale: 255.0,

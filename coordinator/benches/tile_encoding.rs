@@ -1,6 +1,8 @@
 //! Tile encoding for `nodal submit`: JPEG q90 4:2:0 against PNG on real
 //! `nodal synth` tiles — bytes per tile (printed) and encode/decode time per
-//! tile (zune-jpeg for JPEG, the png crate through `image` for PNG).
+//! tile (the tile codec, libjpeg-turbo, for JPEG, with zune-jpeg — the
+//! worker's decoder before the one-codec change — beside it; the png crate
+//! through `image` for PNG).
 //!
 //! Run: `cargo bench -p nodal-coordinator --bench tile_encoding`.
 
@@ -122,6 +124,12 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % n;
                 black_box(png(&tiles[i]))
+            })
+        });
+        group.bench_function("decode_jpeg_turbo", |b| {
+            b.iter(|| {
+                i = (i + 1) % n;
+                black_box(nodal_codec::decode_rgb(&jpegs[i]))
             })
         });
         group.bench_function("decode_jpeg_zune", |b| {

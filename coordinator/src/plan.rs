@@ -41,6 +41,21 @@ pub enum PlanError {
         /// The model's tiling.
         model_tiling: String,
     },
+    /// The archive's tiles were encoded with another JPEG codec than the
+    /// one the model was validated on: its scores would not be the model's.
+    #[error(
+        "archive {archive_id} was tiled with {archive_codec}; model {model} was validated on {model_codec}: re-submit the site with this nodal (its codec is the model's)"
+    )]
+    CodecMismatch {
+        /// The archive.
+        archive_id: String,
+        /// The archive's codec.
+        archive_codec: String,
+        /// The model.
+        model: String,
+        /// The model card's codec.
+        model_codec: String,
+    },
     /// The same archive named twice.
     #[error("archive {0} is named twice in the run")]
     DuplicateArchive(String),
@@ -166,6 +181,14 @@ fn check_inputs(
                 archive_tiling: format!("{:?} {}px", m.tiling.mode, m.tiling.size),
                 model: card.name.clone(),
                 model_tiling: format!("{:?} {}px", card.tile.mode, card.tile.size),
+            });
+        }
+        if m.tiling.codec != card.tile.codec {
+            return Err(PlanError::CodecMismatch {
+                archive_id: m.archive_id.clone(),
+                archive_codec: m.tiling.codec.to_string(),
+                model: card.name.clone(),
+                model_codec: card.tile.codec.to_string(),
             });
         }
     }
@@ -389,6 +412,21 @@ mod tests {
                 10
             ),
             Err(PlanError::DuplicateArchive("a".into()))
+        );
+    }
+
+    #[test]
+    fn an_archive_of_another_codec_is_refused_by_name() {
+        let mut m = manifest("cy-a.0001", vec![case("in", 2, true)]);
+        m.tiling.codec.library = "jpeg-encoder".into();
+        m.tiling.codec.version = "0.6".into();
+        let err = plan_run(Uuid::from_u128(1), &[m], &card(), &model_ref(), 10).unwrap_err();
+        assert!(matches!(err, PlanError::CodecMismatch { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("archive cy-a.0001 was tiled with jpeg-encoder 0.6")
+                && text.contains("was validated on libjpeg-turbo 3.1.0"),
+            "{text}"
         );
     }
 

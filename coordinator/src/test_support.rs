@@ -61,6 +61,7 @@ pub fn manifest(id: &str, cases: Vec<Case>) -> Manifest {
             size: 224,
             mode: TileMode::Grid,
             format: TileFormat::Jpeg,
+            codec: nodal_codec::tile_codec(),
         },
         qc_thresholds: QcThresholds {
             min_coverage: 0.1,
@@ -88,6 +89,7 @@ pub fn card() -> ModelCard {
         tile: TileSpecCard {
             size: 224,
             mode: TileMode::Grid,
+            codec: nodal_codec::tile_codec(),
         },
         normalisation: Normalisation {
             scale: 255.0,

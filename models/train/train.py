@@ -1,9 +1,13 @@
 """Train, export and verify nodal's shipped models from `nodal synth` archives.
 
-    python train.py --cytology DATA/cytology --ultrasound DATA/ultrasound --models ../ [--only cytology|ptc-ln]
+    python train.py --store STORE --cytology DATA/cytology --ultrasound DATA/ultrasound --models ../ [--only ...]
 
-Writes models/<name>/model.onnx, card.json and reference/ for each model.
-See docs/models.md; train.sh is the driver that makes the data and the venv.
+Reads the cases and their stored tiles from STORE, a local nodal store folder
+that `nodal submit` filled from the synth folders (train.sh does it), so the
+model is trained and validated on the tiles production runs it on. Writes
+models/<name>/model.onnx, card.json and reference/ for each model. See
+docs/models.md; train.sh is the driver that makes the data and the venv, and
+validate.sh then replaces the held-out figures with those nodal computes.
 """
 
 import argparse
@@ -26,9 +30,10 @@ import optax  # noqa: E402
 import PIL  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nodal_train import data, export, metrics, net  # noqa: E402
+from nodal_train import data, export, metrics, net, references  # noqa: E402
+from nodal_train import tiles as stored  # noqa: E402
 
-CARD_VERSION = "1.0.0"
+CARD_VERSION = "1.1.0"
 
 
 def log(msg):
@@ -123,13 +128,25 @@ def save_png(path, tile):
     Image.fromarray(tile).save(path, format="PNG")
 
 
+def jpeg_reference_cases(store, cases, n):
+    """Every k-th of `cases` (n of them) with its manifest entry, for the JPEG references."""
+    picked = cases[:: max(1, len(cases) // n)][:n]
+    by_archive = {}
+    out = []
+    for c in picked:
+        if c.archive_id not in by_archive:
+            by_archive[c.archive_id] = {m["case_id"]: m for m in stored.load_manifest(store, c.archive_id)["cases"]}
+        out.append((c, by_archive[c.archive_id][c.case_id]))
+    return out
+
+
 # ----------------------------------------------------------------------------- cytology
 
 def train_cytology(study_dir, out_dir, args):
     t_start = time.time()
     rng = np.random.default_rng(args.seed)
     log("cytology: loading training tiles")
-    train_cases = data.load_cytology(study_dir, "train", max_tiles_per_image=args.cy_tiles_per_image, rng=rng)
+    train_cases = data.load_cytology(args.store, "train", max_tiles_per_image=args.cy_tiles_per_image, rng=rng)
     tiles = np.stack([t for c in train_cases for t in c.tiles])
     labels = np.array([c.label for c in train_cases for _ in c.tiles], dtype=np.int32)
     log(f"cytology: {len(train_cases)} training cases, {len(tiles)} tiles")
@@ -163,7 +180,7 @@ def train_cytology(study_dir, out_dir, args):
     session = ort_session(onnx_path)
 
     log("cytology: held-out evaluation with onnxruntime")
-    val_cases = data.load_cytology(study_dir, "validation")
+    val_cases = data.load_cytology(args.store, "validation")
     jax_fwd = jax.jit(lambda x: jax.nn.softmax(net.cytology_logits(params, x), axis=1))
     case_probs, case_labels, case_sites, max_diff = [], [], [], 0.0
     for c in val_cases:
@@ -180,7 +197,6 @@ def train_cytology(study_dir, out_dir, args):
     sites = np.array(case_sites)
     m["per_site_top1"] = {s: float(np.mean(case_probs[sites == s].argmax(1) == case_labels[sites == s]))
                           for s in sorted(set(case_sites))}
-    m["cases_without_tiles"] = int(sum(1 for c in val_cases if not c.tiles))
     m["onnx_vs_jax_max_abs_diff"] = max_diff
     log(f"cytology: macro AUC {m['macro_auc']:.3f}, top-1 {m['top1_accuracy']:.3f}, "
         f"top-3 {m['top3_accuracy']:.3f} on {m['n_cases']} cases; ONNX vs JAX {max_diff:.2e}")
@@ -198,12 +214,6 @@ def train_cytology(study_dir, out_dir, args):
     x = to_input(np.stack([np.asarray(Image.open(os.path.join(ref_dir, r[0])).convert("RGB")) for r in refs]),
                  mean, std)
     out = session.run(["probs"], {"image": x})[0]
-    write_json(os.path.join(ref_dir, "reference.json"), {
-        "model": "cytology-origin",
-        "inputs": [{"image": r[0], "case_id": r[2]} for r in refs],
-        "outputs": {"probs": out.tolist()},
-    })
-
     card = {
         "schema_version": 1, "name": "cytology-origin", "version": CARD_VERSION, "study": "cytology",
         "task": "multiclass", "classes": data.CYTOLOGY_CLASSES, "onnx_file": "model.onnx",
@@ -211,7 +221,7 @@ def train_cytology(study_dir, out_dir, args):
         "inputs": [{"name": "image", "kind": "image", "shape": [-1, 3, 224, 224]}],
         "outputs": [{"name": "probs", "role": "score", "activation": "probabilities", "width": n_classes,
                      "labels": data.CYTOLOGY_CLASSES}],
-        "tile": {"size": 224, "mode": "grid"},
+        "tile": {"size": 224, "mode": "grid", "codec": data.tile_codec(args.store, "cytology")},
         "normalisation": {"scale": 255.0, "mean": mean, "std": std},
         "report_features": [], "aggregation": "mean", "preferred_batch": 64,
         "held_out": {"split": "validation", "level": "case", "aggregation": "mean of tile probabilities", **m},
@@ -221,10 +231,18 @@ def train_cytology(study_dir, out_dir, args):
             "train_cases": len(train_cases), "train_tiles": int(len(tiles)),
             "max_tiles_per_image": args.cy_tiles_per_image,
             "augmentation": "rot90, flips, per-channel gain/offset", "architecture": "conv 4x4/4 (24) + 2 conv 3x3 (48, 64) + GAP + dense",
-            "qc": "images planted as defects by synth (planted.csv) are left out, as submit's QC would",
+            "qc": "nodal submit's eligibility and QC (the cases and tiles of the store's manifests)",
             "train_seconds": round(t_trained - t_start), "versions": versions(),
         },
     }
+    picks = [(c.archive_id, c.case_id, stored.case_tile_keys(c_manifest)[0], None)
+             for c, c_manifest in jpeg_reference_cases(args.store, [c for c in val_cases if c.tiles], 6)]
+    write_json(os.path.join(ref_dir, "reference.json"), {
+        "model": "cytology-origin",
+        "inputs": [{"image": r[0], "case_id": r[2]} for r in refs],
+        "outputs": {"probs": out.tolist()},
+        **references.write_jpeg_references(ref_dir, args.store, picks, card, session),
+    })
     write_json(os.path.join(out_dir, "card.json"), card)
     log(f"cytology: wrote {out_dir} ({os.path.getsize(onnx_path) / 1e6:.2f} MB) in {time.time() - t_start:.0f} s")
 
@@ -235,7 +253,7 @@ def train_ptc(study_dir, out_dir, args):
     t_start = time.time()
     rng = np.random.default_rng(args.seed + 1)
     log("ptc-ln: loading training cases")
-    train_cases = data.load_ultrasound(study_dir, "train")
+    train_cases = data.load_ultrasound(args.store, "train")
     spec = data.report_feature_spec([c.report for c in train_cases])
     tiles = np.stack([c.tile for c in train_cases])
     reports = np.stack([data.encode_report(c.report, spec) for c in train_cases])
@@ -278,7 +296,7 @@ def train_ptc(study_dir, out_dir, args):
     session = ort_session(onnx_path)
 
     log("ptc-ln: held-out evaluation with onnxruntime")
-    val = data.load_ultrasound(study_dir, "validation")
+    val = data.load_ultrasound(args.store, "validation")
     x = to_input(np.stack([c.tile for c in val]), mean, std)
     r = np.stack([data.encode_report(c.report, spec) for c in val])
     prob, stage_logits = session.run(["prob", "stage_logits"], {"image": x, "report": r})
@@ -309,13 +327,6 @@ def train_ptc(study_dir, out_dir, args):
                             for k in range(len(picks))]), mean, std)
     rr = np.stack([data.encode_report(val[i].report, spec) for i in picks])
     rp, rs = session.run(["prob", "stage_logits"], {"image": rx, "report": rr})
-    write_json(os.path.join(ref_dir, "reference.json"), {
-        "model": "ptc-ln",
-        "inputs": [{"image": f"case-{k}.png", "case_id": val[i].case_id, "report": val[i].report,
-                    "report_vector": rr[k].tolist()} for k, i in enumerate(picks)],
-        "outputs": {"prob": rp.tolist(), "stage_logits": rs.tolist()},
-    })
-
     card = {
         "schema_version": 1, "name": "ptc-ln", "version": CARD_VERSION, "study": "ultrasound",
         "task": "binary", "classes": ["negative", "positive"], "onnx_file": "model.onnx",
@@ -326,7 +337,7 @@ def train_ptc(study_dir, out_dir, args):
             {"name": "prob", "role": "score", "activation": "probabilities", "width": 1, "labels": ["positive"]},
             {"name": "stage_logits", "role": "stage", "activation": "logits", "width": 4, "labels": data.STAGES},
         ],
-        "tile": {"size": 224, "mode": "whole"},
+        "tile": {"size": 224, "mode": "whole", "codec": data.tile_codec(args.store, "ultrasound")},
         "normalisation": {"scale": 255.0, "mean": mean, "std": std},
         "report_features": spec, "aggregation": "mean", "preferred_batch": 64,
         "held_out": {"split": "validation", "level": "case", **held},
@@ -336,16 +347,26 @@ def train_ptc(study_dir, out_dir, args):
             "train_cases": len(train_cases), "loss": "BCE(metastasis) + 0.5 CE(stage)",
             "augmentation": "horizontal flip, per-channel gain/offset",
             "architecture": "conv 4x4/4 (16) + 2 conv 3x3 (24, 32) + global avg and max pool, concat report, dense 32, two heads",
-            "qc": "images planted as defects by synth (planted.csv) are left out, as submit's QC would",
+            "qc": "nodal submit's eligibility and QC (the cases and tiles of the store's manifests)",
             "train_seconds": round(t_trained - t_start), "versions": versions(),
         },
     }
+    write_json(os.path.join(ref_dir, "reference.json"), {
+        "model": "ptc-ln",
+        "inputs": [{"image": f"case-{k}.png", "case_id": val[i].case_id, "report": val[i].report,
+                    "report_vector": rr[k].tolist()} for k, i in enumerate(picks)],
+        "outputs": {"prob": rp.tolist(), "stage_logits": rs.tolist()},
+        **references.write_jpeg_references(
+            ref_dir, args.store, [(val[i].archive_id, val[i].case_id, val[i].key, val[i].report) for i in picks],
+            card, session),
+    })
     write_json(os.path.join(out_dir, "card.json"), card)
     log(f"ptc-ln: wrote {out_dir} ({os.path.getsize(onnx_path) / 1e6:.2f} MB) in {time.time() - t_start:.0f} s")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", required=True, help="the local nodal store folder the synth sites were submitted to")
     ap.add_argument("--cytology", help="the cytology study folder of a nodal synth output")
     ap.add_argument("--ultrasound", help="the ultrasound study folder of a nodal synth output")
     ap.add_argument("--models", required=True, help="the models/ folder to write into")

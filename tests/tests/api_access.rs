@@ -181,7 +181,7 @@ async fn each_role_gets_what_it_may_and_nothing_more() {
         ),
         case(
             Method::GET,
-            "/store/models/cytology-origin/1.0.0/card.json",
+            "/store/models/cytology-origin/1.1.0/card.json",
             [401, 401, 403, 403, 200],
         ),
         Case {

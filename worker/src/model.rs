@@ -208,6 +208,13 @@ fn check_card(card: &ModelCard) -> Result<(), WorkerError> {
             message,
         })
     };
+    let codec = nodal_codec::tile_codec();
+    if card.tile.codec != codec {
+        return fail(format!(
+            "card.json tile.codec is {}, but this worker decodes tiles with {codec}: its scores would not be the ones the card's figures were validated on",
+            card.tile.codec
+        ));
+    }
     let size = i64::from(card.tile.size);
     match card.input(InputKind::Image) {
         Some(i) if i.shape.len() == 4 && i.shape[1..] == [3, size, size] => {}

@@ -3,10 +3,6 @@
 //! caller-provided slot of a batch buffer.
 
 use nodal_common::model_card::ModelCard;
-use zune_jpeg::JpegDecoder;
-use zune_jpeg::zune_core::bytestream::ZCursor;
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
 
 /// Why a tile could not be turned into model input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,30 +54,18 @@ pub struct RgbTile {
     pub pixels: Vec<u8>,
 }
 
-/// Decode a JPEG (zune-jpeg, strict: truncation is an error) or PNG tile to RGB.
+/// Decode a JPEG (the tile codec, [`nodal_codec::decode_rgb`]: strict,
+/// truncation is an error) or PNG tile to RGB.
 pub fn decode(bytes: &[u8]) -> Result<RgbTile, TileError> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        let options = DecoderOptions::default()
-            .set_strict_mode(true)
-            .jpeg_set_out_colorspace(ColorSpace::RGB);
-        let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-        let corrupt = |e: &dyn std::fmt::Display| TileError::Corrupt {
+        let decoded = nodal_codec::decode_rgb(bytes).map_err(|e| TileError::Corrupt {
             format: "JPEG",
             message: e.to_string(),
-        };
-        let pixels = decoder.decode().map_err(|e| corrupt(&e))?;
-        let info = decoder.info().ok_or_else(|| corrupt(&"no image header"))?;
-        let (width, height) = (usize::from(info.width), usize::from(info.height));
-        if pixels.len() != width * height * 3 {
-            return Err(corrupt(&format!(
-                "decoded {} bytes for {width}x{height} RGB",
-                pixels.len()
-            )));
-        }
+        })?;
         Ok(RgbTile {
-            width,
-            height,
-            pixels,
+            width: decoded.width,
+            height: decoded.height,
+            pixels: decoded.pixels,
         })
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)

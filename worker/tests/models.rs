@@ -158,6 +158,99 @@ fn ptc_reference_cases_give_the_recorded_outputs() {
     );
 }
 
+/// The JPEG references (stored tiles written by the training pipeline):
+/// the worker's decoder gives Pillow's pixels bit for bit, and the model's
+/// outputs on them are the recorded ones within 1e-5.
+fn jpeg_references_match(name: &str) {
+    let rt = runtime();
+    let mut model = Model::from_dir(&rt, &models_dir().join(name)).expect("loads");
+    let card = model.card().clone();
+    let refs = reference(name);
+    let dir = models_dir().join(name).join("reference");
+    let inputs = refs["jpeg_inputs"].as_array().expect("jpeg_inputs");
+    assert!(inputs.len() >= 4, "{name}: at least four JPEG references");
+    let s = card.tile.size as usize;
+    let mut batch = Array4::<f32>::zeros((inputs.len(), 3, s, s));
+    let mut reports = Array2::<f32>::zeros((inputs.len(), card.report_width()));
+    for (i, input) in inputs.iter().enumerate() {
+        let jpeg_file = input["jpeg"].as_str().expect("jpeg");
+        let jpeg = std::fs::read(dir.join(jpeg_file)).expect("jpeg file");
+        assert!(
+            jpeg.starts_with(&[0xFF, 0xD8, 0xFF]),
+            "{jpeg_file} is a JPEG"
+        );
+        let ours = preprocess::decode(&jpeg).expect("the worker decodes the stored tile");
+        let png =
+            std::fs::read(dir.join(input["decoded"].as_str().expect("decoded"))).expect("png");
+        let pillow = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+            .expect("png decodes")
+            .into_rgb8();
+        assert_eq!(
+            (ours.width as u32, ours.height as u32),
+            pillow.dimensions(),
+            "{name} {jpeg_file}: size"
+        );
+        let differing = ours
+            .pixels
+            .iter()
+            .zip(pillow.as_raw())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(
+            differing, 0,
+            "{name} {jpeg_file}: the worker's decode differs from Pillow's in {differing} bytes"
+        );
+        let mut slot = batch.index_axis_mut(Axis(0), i);
+        preprocess::normalise_into(&ours, &card, slot.as_slice_mut().expect("contiguous"))
+            .expect("normalises");
+        if card.report_width() > 0 {
+            let raw: BTreeMap<String, ReportValue> =
+                serde_json::from_value(input["report"].clone()).expect("report");
+            let encoded = card.encode_report(&raw).expect("encodes");
+            reports
+                .row_mut(i)
+                .assign(&ndarray::ArrayView1::from(&encoded));
+        }
+    }
+    let report = (card.report_width() > 0).then(|| reports.view());
+    let out = model.run(batch.view(), report).expect("runs");
+    for (spec, got) in card.outputs.iter().zip(&out) {
+        let mut want = json_matrix(&refs["jpeg_outputs"][&spec.name]);
+        if spec.activation == nodal_common::model_card::Activation::Logits {
+            want = softmax(&want);
+        }
+        assert_eq!(got.shape(), want.shape(), "{name} {}: shape", spec.name);
+        let diff = (got - &want).mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
+        assert!(diff <= 1e-5, "{name} {}: max abs diff {diff}", spec.name);
+    }
+}
+
+#[test]
+fn cytology_jpeg_references_decode_and_score_as_recorded() {
+    jpeg_references_match("cytology-origin");
+}
+
+#[test]
+fn ptc_jpeg_references_decode_and_score_as_recorded() {
+    jpeg_references_match("ptc-ln");
+}
+
+#[test]
+fn a_card_validated_on_another_codec_is_refused() {
+    let rt = runtime();
+    let (mut card_value, onnx) = card("cytology-origin");
+    card_value.tile.codec.library = "zune-jpeg".into();
+    card_value.tile.codec.version = "0.5".into();
+    let err = Model::from_card(&rt, card_value, &onnx).expect_err("another codec");
+    let text = err.to_string();
+    assert!(
+        matches!(err, WorkerError::CardMismatch { .. })
+            && text.contains("tile.codec is zune-jpeg 0.5")
+            && text.contains("decodes tiles with libjpeg-turbo 3.1.0"),
+        "{text}"
+    );
+}
+
 #[test]
 fn wrong_hash_and_tampered_bytes_are_refused() {
     let rt = runtime();

@@ -29,9 +29,9 @@ pub fn site_problem(site: &str) -> Option<String> {
     }
 }
 
-/// `<site>.<first 16 hex of sha256>` over the study, site, tiling spec, QC
-/// thresholds, [`PIPELINE_VERSION`], how the case table was read and every
-/// source file's path and hash (sorted by path).
+/// `<site>.<first 16 hex of sha256>` over the study, site, tiling spec
+/// (with its codec), QC thresholds, [`PIPELINE_VERSION`], how the case table
+/// was read and every source file's path and hash (sorted by path).
 pub fn archive_id(
     study: Study,
     site: &str,
@@ -41,7 +41,7 @@ pub fn archive_id(
     files: &[SourceFile],
 ) -> String {
     let mut text = format!(
-        "nodal-archive-id\npipeline={PIPELINE_VERSION}\nstudy={study}\nsite={site}\ntiling={},{},{}\nqc={},{},{}\n",
+        "nodal-archive-id\npipeline={PIPELINE_VERSION}\nstudy={study}\nsite={site}\ntiling={},{},{}\ncodec={}\nqc={},{},{}\n",
         tiling.size,
         match tiling.mode {
             TileMode::Grid => "grid",
@@ -51,6 +51,7 @@ pub fn archive_id(
             TileFormat::Jpeg => "jpeg",
             TileFormat::Png => "png",
         },
+        tiling.codec,
         thresholds.min_coverage,
         thresholds.min_laplacian_var,
         thresholds.max_artefact_fraction
@@ -141,6 +142,13 @@ mod tests {
         assert_ne!(
             archive_id(Study::Cytology, "cy-a", &spec, &t, &gbk, &files),
             id
+        );
+        let mut other_codec = spec.clone();
+        other_codec.codec.version = "2.1.5".into();
+        assert_ne!(
+            archive_id(Study::Cytology, "cy-a", &other_codec, &t, &table, &files),
+            id,
+            "tiles of another codec are another archive"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! The tiling rule of `docs/archive-format.md` (the training script
 //! implements the same): cytology on a non-overlapping 224-pixel grid with
 //! background tiles skipped, ultrasound resized whole to 224×224; tiles are
-//! stored as JPEG, quality 90, 4:2:0.
+//! stored as JPEG through the one tile codec ([`nodal_codec`]: libjpeg-turbo,
+//! quality 90, 4:2:0), the codec the models were validated on.
 
 use image::RgbImage;
 use image::imageops::{self, FilterType};
@@ -10,9 +11,6 @@ use nodal_common::study::Study;
 
 /// Tile edge, pixels.
 pub const TILE_SIZE: u32 = 224;
-/// JPEG quality of stored tiles.
-pub const JPEG_QUALITY: u8 = 90;
-
 /// How `study`'s images are tiled.
 pub fn tile_spec(study: Study) -> TileSpec {
     let mode = match study {
@@ -23,6 +21,7 @@ pub fn tile_spec(study: Study) -> TileSpec {
         size: TILE_SIZE,
         mode,
         format: TileFormat::Jpeg,
+        codec: nodal_codec::tile_codec(),
     }
 }
 
@@ -95,28 +94,15 @@ fn grid(image: &RgbImage) -> Vec<CutTile> {
     tiles
 }
 
-/// Encode a tile as baseline JPEG, quality [`JPEG_QUALITY`], 4:2:0. The
-/// same pixels always give the same bytes.
-pub fn encode_jpeg(pixels: &RgbImage) -> Result<Vec<u8>, jpeg_encoder::EncodingError> {
-    let (w, h) = dimensions_u16(pixels)?;
-    let mut out = Vec::with_capacity(pixels.len() / 8);
-    let mut encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
-    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
-    encoder.encode(pixels.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)?;
-    Ok(out)
-}
-
-fn dimensions_u16(pixels: &RgbImage) -> Result<(u16, u16), jpeg_encoder::EncodingError> {
-    match (
-        u16::try_from(pixels.width()),
-        u16::try_from(pixels.height()),
-    ) {
-        (Ok(w), Ok(h)) => Ok((w, h)),
-        _ => Err(jpeg_encoder::EncodingError::BadImageData {
-            length: pixels.len(),
-            required: 0,
-        }),
-    }
+/// Encode a tile with the tile codec ([`nodal_codec::encode_rgb`]:
+/// baseline JPEG, quality 90, 4:2:0). The same pixels always give the same
+/// bytes.
+pub fn encode_jpeg(pixels: &RgbImage) -> Result<Vec<u8>, nodal_codec::CodecError> {
+    nodal_codec::encode_rgb(
+        pixels.as_raw(),
+        pixels.width() as usize,
+        pixels.height() as usize,
+    )
 }
 
 /// Object key of a tile: `archives/<archive_id>/tiles/<case_id>/<image_index>-<x>-<y>.jpg`,

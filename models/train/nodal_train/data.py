@@ -1,100 +1,75 @@
-"""Reading `nodal synth` archives and cutting tiles exactly as `nodal submit` does.
+"""Training and validation cases from a nodal store: the tiles `nodal submit` stored.
 
-The rules come from docs/archive-format.md ("Tiling"):
-- cytology: 224x224 grid anchored at (0, 0), partial edge tiles dropped; a pixel
-  is tissue when max(R,G,B) - min(R,G,B) >= 25 or (R+G+B)/3 < 200; a tile with
-  fewer than 20 % tissue pixels is skipped;
-- ultrasound: the whole image resized to 224x224 with a triangle (bilinear,
-  antialiased) filter;
-- tiles are stored as JPEG quality 90, 4:2:0, so training sees that round trip.
+train.sh submits every site of the `nodal synth` output to a local store
+folder with the real `nodal submit` (validation, eligibility, QC, tiling, the
+tile codec), and the training script reads the cases and their stored JPEG
+tiles from the manifests there, decoding them with Pillow (tiles.read_tile).
+So the model is trained and validated on exactly the tiles production runs
+it on: no Python re-implementation of the tiling rule or of the codec.
 """
 
-import csv
-import io
+import glob
 import json
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
-TILE = 224
-TISSUE_MIN_FRACTION = 0.20
+from . import tiles as stored
+from .tiles import encode_report  # noqa: F401  (the training script's report encoder)
+
 CYTOLOGY_CLASSES = ["lung", "breast", "thyroid", "nasopharynx", "oesophagus", "stomach", "colorectum", "other"]
 STAGES = ["I", "II", "III", "IV"]
 
 
-def jpeg_round_trip(tile: np.ndarray) -> np.ndarray:
-    """Encode as the stored tile (JPEG q90, 4:2:0) and decode again."""
-    buf = io.BytesIO()
-    Image.fromarray(tile).save(buf, format="JPEG", quality=90, subsampling=2)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
+def manifests(store: str, study: str):
+    """The manifests of `study` in the store folder, by archive id."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(store, "archives", "*", "manifest.json"))):
+        with open(path, encoding="utf-8") as f:
+            m = json.load(f)
+        if m["study"] == study:
+            out.append(m)
+    return out
 
 
-def tissue_mask(img: np.ndarray) -> np.ndarray:
-    a = img.astype(np.int32)
-    return ((a.max(axis=2) - a.min(axis=2)) >= 25) | (a.sum(axis=2) < 600)
+def runnable(case) -> bool:
+    """Eligible and with at least one stored tile, as the coordinator's plan requires."""
+    return case["eligibility"]["verdict"] == "eligible" and bool(stored.case_tile_keys(case))
 
 
-def grid_tiles(img: np.ndarray):
-    """Yield (x, y, tile) for the kept grid tiles of an RGB image."""
-    mask = tissue_mask(img)
-    h, w = mask.shape
-    for ty in range(h // TILE):
-        for tx in range(w // TILE):
-            y, x = ty * TILE, tx * TILE
-            if mask[y:y + TILE, x:x + TILE].mean() >= TISSUE_MIN_FRACTION:
-                yield x, y, img[y:y + TILE, x:x + TILE]
-
-
-def whole_tile(path: str) -> np.ndarray:
-    img = Image.open(path).convert("RGB").resize((TILE, TILE), Image.BILINEAR)
-    return np.asarray(img)
-
-
-def read_csv(path):
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return list(csv.DictReader(f))
-
-
-def planted_images(study_dir: str) -> set:
-    """(site, image path) of images synth planted as defective: they stand in for QC failures."""
-    rows = read_csv(os.path.join(study_dir, "planted.csv"))
-    return {(r["site"], r["image"]) for r in rows if r["image"]}
-
-
-def sites(study_dir: str):
-    return sorted(d for d in os.listdir(study_dir) if os.path.isdir(os.path.join(study_dir, d)))
+def tile_codec(store: str, study: str) -> dict:
+    """The one codec the study's archives were tiled with (the card records it)."""
+    codecs = {json.dumps(m["tiling"]["codec"], sort_keys=True) for m in manifests(store, study)}
+    if len(codecs) != 1:
+        raise SystemExit(f"{store}: the {study} archives were tiled with {len(codecs)} codecs: {sorted(codecs)}")
+    return json.loads(codecs.pop())
 
 
 @dataclass
 class CytologyCase:
     site: str
+    archive_id: str
     case_id: str
     split: str
     label: int
-    tiles: list = field(default_factory=list)  # uint8 [224,224,3] after the JPEG round trip
+    tiles: list = field(default_factory=list)  # uint8 [224,224,3], the stored tiles decoded
 
 
-def load_cytology(study_dir: str, split: str, max_tiles_per_image: int | None = None, rng=None):
-    """Eligible cases of the split with their kept tiles (QC-failed images left out)."""
-    bad = planted_images(study_dir)
+def load_cytology(store: str, split: str, max_tiles_per_image: int | None = None, rng=None):
+    """Runnable labelled cases of the split with their stored tiles (at most `max_tiles_per_image` per image)."""
     cases = []
-    for site in sites(study_dir):
-        for row in read_csv(os.path.join(study_dir, site, "cases.csv")):
-            if row["split"] != split or row["origin"] not in CYTOLOGY_CLASSES:
+    for m in manifests(store, "cytology"):
+        for c in m["cases"]:
+            if c["split"] != split or c["label"] not in CYTOLOGY_CLASSES or not runnable(c):
                 continue
-            case = CytologyCase(site, row["case_id"], split, CYTOLOGY_CLASSES.index(row["origin"]))
-            for rel in row["images"].split(";"):
-                if (site, rel) in bad:
-                    continue
-                img = np.asarray(Image.open(os.path.join(study_dir, site, rel)).convert("RGB"))
-                tiles = [t for _, _, t in grid_tiles(img)]
-                if max_tiles_per_image is not None and len(tiles) > max_tiles_per_image:
-                    keep = rng.choice(len(tiles), max_tiles_per_image, replace=False)
-                    tiles = [tiles[i] for i in sorted(keep)]
-                case.tiles.extend(jpeg_round_trip(t) for t in tiles)
+            case = CytologyCase(m["site"], m["archive_id"], c["case_id"], split, CYTOLOGY_CLASSES.index(c["label"]))
+            for image in c["images"]:
+                keys = [t["key"] for t in image["tiles"]] if image["qc"]["passed"] else []
+                if max_tiles_per_image is not None and len(keys) > max_tiles_per_image:
+                    keep = rng.choice(len(keys), max_tiles_per_image, replace=False)
+                    keys = [keys[i] for i in sorted(keep)]
+                case.tiles.extend(stored.read_tile(stored.read_stored(store, k)) for k in keys)
             cases.append(case)
     return cases
 
@@ -123,49 +98,29 @@ def report_feature_spec(reports):
     return spec
 
 
-def encode_report(report: dict, spec) -> np.ndarray:
-    """Mirror of nodal_common::model_card::ModelCard::encode_report (float32)."""
-    out = []
-    for f in spec:
-        value = report[f["name"]]
-        if f["kind"] == "numeric":
-            out.append((np.float32(value) - np.float32(f["mean"])) / np.float32(f["std"]))
-        else:
-            level = str(int(value)) if isinstance(value, (int, float)) else value
-            out.extend(np.float32(1.0 if level == lv else 0.0) for lv in f["levels"])
-    return np.array(out, dtype=np.float32)
-
-
 @dataclass
 class UltrasoundCase:
     site: str
+    archive_id: str
     case_id: str
     split: str
     label: int
     stage: int  # index into STAGES, -1 when unknown
     report: dict
-    tile: np.ndarray  # uint8 [224,224,3] after resize and JPEG round trip
+    tile: np.ndarray  # uint8 [224,224,3], the stored whole-image tile decoded
+    key: str = ""
 
 
-def eligible_us(row) -> bool:
-    age = int(row["age"])
-    return (18 <= age <= 80 and row["first_diagnosis"] == "yes" and row["ln_dissection"] == "yes"
-            and row["prior_thyroid_surgery"] == "no" and row["concurrent_tumour"] == "no")
-
-
-def load_ultrasound(study_dir: str, split: str):
-    """Eligible, labelled cases of the split (QC-failed frames left out)."""
-    bad = planted_images(study_dir)
+def load_ultrasound(store: str, split: str):
+    """Runnable labelled cases of the split (one stored tile each)."""
     cases = []
-    for site in sites(study_dir):
-        for row in read_csv(os.path.join(study_dir, site, "cases.csv")):
-            if row["split"] != split or not eligible_us(row) or row["ln_metastasis"] == "":
+    for m in manifests(store, "ultrasound"):
+        for c in m["cases"]:
+            if c["split"] != split or c["label"] not in ("0", "1") or not runnable(c):
                 continue
-            if (site, row["image"]) in bad:
-                continue
-            with open(os.path.join(study_dir, site, row["report"]), encoding="utf-8") as f:
-                report = json.load(f)
-            tile = jpeg_round_trip(whole_tile(os.path.join(study_dir, site, row["image"])))
-            stage = STAGES.index(row["stage"]) if row["stage"] in STAGES else -1
-            cases.append(UltrasoundCase(site, row["case_id"], split, int(row["ln_metastasis"]), stage, report, tile))
+            key = stored.case_tile_keys(c)[0]
+            tile = stored.read_tile(stored.read_stored(store, key))
+            stage = STAGES.index(c["stage"]) if c["stage"] in STAGES else -1
+            cases.append(UltrasoundCase(m["site"], m["archive_id"], c["case_id"], split, int(c["label"]), stage,
+                                        c["report"], tile, key))
     return cases

@@ -99,6 +99,7 @@ pub fn odd_batches_fail(size: u32) -> TestModel {
         tile: TileSpecCard {
             size,
             mode: TileMode::Grid,
+            codec: nodal_codec::tile_codec(),
         },
         normalisation: Normalisation {
             scale: 255.0,
