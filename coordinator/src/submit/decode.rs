@@ -211,6 +211,26 @@ fn decode_png(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     Ok(image.into_rgb8())
 }
 
+/// `jpeg` with an EXIF APP1 segment holding orientation `tag` put after
+/// its start-of-image marker (for tests).
+#[cfg(test)]
+pub(crate) fn with_exif_orientation(jpeg: &[u8], tag: u16) -> Vec<u8> {
+    // Little-endian TIFF header, one IFD with one entry (0x0112, SHORT).
+    let mut tiff = vec![
+        0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
+    ];
+    tiff.extend(tag.to_le_bytes());
+    tiff.extend([0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend(&jpeg[2..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,21 +303,7 @@ mod tests {
     fn jpeg_with_orientation(img: &RgbImage, tag: u16) -> Vec<u8> {
         let mut plain = Cursor::new(Vec::new());
         img.write_to(&mut plain, ImageFormat::Jpeg).unwrap();
-        let plain = plain.into_inner();
-        // Little-endian TIFF header, one IFD with one entry (0x0112, SHORT).
-        let mut tiff = vec![
-            0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
-        ];
-        tiff.extend(tag.to_le_bytes());
-        tiff.extend([0, 0, 0, 0, 0, 0]);
-        let mut app1 = b"Exif\0\0".to_vec();
-        app1.extend(tiff);
-        let mut out = plain[..2].to_vec();
-        out.extend([0xFF, 0xE1]);
-        out.extend(((app1.len() + 2) as u16).to_be_bytes());
-        out.extend(app1);
-        out.extend(&plain[2..]);
-        out
+        with_exif_orientation(&plain.into_inner(), tag)
     }
 
     #[test]

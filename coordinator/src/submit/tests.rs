@@ -816,23 +816,6 @@ fn mean_diff(a: &RgbImage, b: &RgbImage) -> f64 {
     sum as f64 / a.as_raw().len() as f64
 }
 
-/// `bytes` (a JPEG) with an EXIF APP1 segment holding orientation `tag`.
-fn with_orientation(bytes: &[u8], tag: u16) -> Vec<u8> {
-    let mut tiff = vec![
-        0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
-    ];
-    tiff.extend(tag.to_le_bytes());
-    tiff.extend([0, 0, 0, 0, 0, 0]);
-    let mut app1 = b"Exif\0\0".to_vec();
-    app1.extend(tiff);
-    let mut out = bytes[..2].to_vec();
-    out.extend([0xFF, 0xE1]);
-    out.extend(((app1.len() + 2) as u16).to_be_bytes());
-    out.extend(app1);
-    out.extend(&bytes[2..]);
-    out
-}
-
 #[tokio::test]
 async fn exif_orientation_is_applied_before_qc_and_tiling_and_recorded() {
     let env = Env::new().await;
@@ -843,7 +826,10 @@ async fn exif_orientation_is_applied_before_qc_and_tiling_and_recorded() {
         let g = if x < 48 { 40 } else { 150 } + hash(x, y, 60) as u8;
         Rgb([g, g, g])
     });
-    env.write("images/U1.jpg", &with_orientation(&jpeg(&seen), 6));
+    env.write(
+        "images/U1.jpg",
+        &decode::with_exif_orientation(&jpeg(&seen), 6),
+    );
     let out = env.submit(Study::Ultrasound).await.unwrap();
     let image = &out.manifest.cases[0].images[0];
     assert_eq!((image.orientation, image.width, image.height), (6, 64, 96));
