@@ -68,11 +68,6 @@ impl SiteFolder {
         Ok(Self { dir })
     }
 
-    /// Whether a regular file is at `rel` (links inside the folder followed).
-    pub fn has_file(&self, rel: &str) -> bool {
-        self.dir.metadata(rel).is_ok_and(|m| m.is_file())
-    }
-
     /// Read the whole regular file at `rel` (forward slashes, relative to
     /// the folder), refusing it past `limit` bytes.
     pub fn read(&self, rel: &str, limit: u64) -> Result<Vec<u8>, AccessError> {
