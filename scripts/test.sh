@@ -12,10 +12,12 @@ step "setup"
 scripts/setup.sh all
 step "format"
 cargo fmt --all --check
-step "lint"
-cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build"
 cargo build --release --workspace --all-targets --locked
+# Lint in the release profile, after the build: the build scripts (the C
+# builds of libjpeg-turbo and ring) and proc-macros it compiled are reused.
+step "lint"
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
 step "test"
 cargo test --release --workspace --locked -- --test-threads 2
 step "done"

@@ -8,7 +8,7 @@
 //! [`tile_codec`] both give the same bytes and the same pixels (see
 //! docs/models.md, "Parity").
 
-use nodal_common::manifest::TileCodec;
+use nodal_types::manifest::TileCodec;
 use std::cell::RefCell;
 use turbojpeg::{Compressor, Decompressor, Image, PixelFormat, Subsamp};
 

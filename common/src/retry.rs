@@ -68,11 +68,20 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    #[tokio::test(start_paused = true)]
+    /// Five attempts, waiting a few milliseconds between them.
+    fn quick() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(4),
+        }
+    }
+
+    #[tokio::test]
     async fn retries_transient_errors_until_success() {
         let calls = AtomicU32::new(0);
         let out: Result<u32, &str> = retry(
-            RetryPolicy::default(),
+            quick(),
             |_| true,
             || async {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
@@ -83,11 +92,11 @@ mod tests {
         assert_eq!(out, Ok(3));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn stops_at_permanent_errors_and_after_max_attempts() {
         let calls = AtomicU32::new(0);
         let out: Result<(), &str> = retry(
-            RetryPolicy::default(),
+            quick(),
             |e| *e == "flaky",
             || async {
                 calls.fetch_add(1, Ordering::SeqCst);
@@ -100,7 +109,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let policy = RetryPolicy {
             max_attempts: 4,
-            ..RetryPolicy::default()
+            ..quick()
         };
         let out: Result<(), &str> = retry(
             policy,

@@ -159,3 +159,41 @@ mod tests {
         assert_eq!(certificate_problem(&other), None);
     }
 }
+
+/// How an HTTP client of nodal's (the store proxy client, the API client)
+/// connects: timeouts and which certificates it trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpClientSettings {
+    /// Time allowed to open a connection.
+    pub connect_timeout: std::time::Duration,
+    /// Time allowed for one request.
+    pub request_timeout: std::time::Duration,
+    /// PEM file of CA certificates to trust besides the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Trust only the certificates of `ca_file`.
+    pub ca_only: bool,
+}
+
+/// The HTTP client `settings` describe; the error says what is wrong
+/// (a CA file that does not load, `ca_only` without a CA file).
+pub fn http_client(settings: &HttpClientSettings) -> Result<reqwest::Client, String> {
+    if settings.ca_only && settings.ca_file.is_none() {
+        return Err("trusting only the CA file needs a CA file".into());
+    }
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
+        .user_agent(concat!("nodal/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &settings.ca_file {
+        let ca = CaCertificates::load(path).map_err(|e| e.to_string())?;
+        let certificates = reqwest::Certificate::from_pem_bundle(ca.pem())
+            .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+        builder = builder.tls_built_in_root_certs(!settings.ca_only);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}

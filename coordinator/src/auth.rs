@@ -7,6 +7,7 @@
 //! configured hash; tokens never reach logs. The same roles decide what the
 //! object proxy (`/store`) lets a token touch: see [`Principal::store_access`].
 
+use nodal_types::layout::{self, site_archives_prefix};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use subtle::ConstantTimeEq;
@@ -95,15 +96,11 @@ impl Principal {
                         "site tokens may not delete objects (site {site:?}: submit again to replace an archive)"
                     ));
                 }
-                let own = site_prefix(site);
+                let own = site_archives_prefix(site);
                 if key.starts_with(&own) {
                     return Ok(());
                 }
-                let whose = key
-                    .strip_prefix("archives/")
-                    .and_then(|rest| rest.split_once('.'))
-                    .map(|(other, _)| other)
-                    .filter(|other| !other.is_empty() && !other.contains('/'));
+                let whose = layout::site_of_key(key);
                 Err(match whose {
                     Some(other) => format!(
                         "a token of site {site:?} may not {} {key:?}: it belongs to site {other:?}; a site token reaches only keys under {own:?}",
@@ -144,12 +141,6 @@ impl StoreOp {
             StoreOp::List => "list",
         }
     }
-}
-
-/// The key prefix of one site's archives: `archives/<site>.` (site names
-/// hold no dots, so no other site's archives share it).
-pub fn site_prefix(site: &str) -> String {
-    format!("archives/{site}.")
 }
 
 /// Why the token configuration could not be loaded.
@@ -212,7 +203,7 @@ impl TokenStore {
                 .filter(|h| h.len() == 32)
                 .ok_or_else(|| bad("token_sha256 must be 64 hex digits"))?;
             if let Role::Site { site } = &e.role
-                && crate::submit::archive_id::site_problem(site).is_some()
+                && nodal_types::archive_id::site_problem(site).is_some()
             {
                 return Err(bad("site must match [a-z0-9][a-z0-9-]{0,31}"));
             }

@@ -4,10 +4,11 @@
 //! resolves a run's model reference to a card.
 
 use bytes::Bytes;
-use nodal_common::model_card::{ModelCard, card_key};
-use nodal_common::sha256_hex;
 use nodal_common::store::{ObjectStore, StoreError};
-use nodal_common::wire::ModelRef;
+use nodal_types::layout::{self, card_key};
+use nodal_types::model_card::ModelCard;
+use nodal_types::sha256_hex;
+use nodal_types::wire::ModelRef;
 use std::path::{Path, PathBuf};
 
 /// Why a model could not be published or resolved.
@@ -188,16 +189,14 @@ pub async fn resolve_model(
     let version = match version {
         Some(v) => v,
         None => {
-            let prefix = format!("models/{name}/");
+            let prefix = layout::model_versions_prefix(name);
             let versions = store
                 .list(&prefix)
                 .await?
                 .into_iter()
-                .filter_map(|m| {
-                    m.key
-                        .strip_prefix(&prefix)?
-                        .strip_suffix("/card.json")
-                        .map(str::to_string)
+                .filter_map(|m| match layout::parse_card_key(&m.key) {
+                    Some((n, version)) if n == name => Some(version.to_string()),
+                    _ => None,
                 })
                 .max_by(|a, b| version_key(a).cmp(&version_key(b)));
             versions.ok_or_else(|| ModelError::Unknown(spec.to_string()))?

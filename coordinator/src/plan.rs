@@ -5,9 +5,9 @@
 //! re-derive a run's plan and publish only what has no stored result.
 
 use crate::output::failures::{FailureLevel, FailureRow, FailureStage};
-use nodal_common::manifest::{Case, Manifest};
-use nodal_common::model_card::ModelCard;
-use nodal_common::wire::{Job, JobCase, ModelRef};
+use nodal_types::manifest::{Case, Manifest};
+use nodal_types::model_card::ModelCard;
+use nodal_types::wire::{Job, JobCase, ModelRef};
 use uuid::Uuid;
 
 /// Why a run cannot be planned.
@@ -198,7 +198,7 @@ fn check_inputs(
 /// Rows for what a manifest already left out: ineligible cases, images that
 /// failed QC, and eligible cases left with no usable tile.
 fn pre_run_exclusions(manifest: &Manifest, case: &Case) -> Vec<FailureRow> {
-    if let nodal_common::manifest::Eligibility::Excluded { criterion } = &case.eligibility {
+    if let nodal_types::manifest::Eligibility::Excluded { criterion } = &case.eligibility {
         return vec![case_row(
             manifest,
             case,
@@ -322,8 +322,8 @@ impl JobBuilder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{card, case, manifest, model_ref};
-    use nodal_common::study::Study;
+    use nodal_testkit::fixtures::{card, case, manifest, model_ref};
+    use nodal_types::study::Study;
     use proptest::prelude::*;
 
     #[test]

@@ -3,47 +3,11 @@
 
 use crate::error::{StatsError, Where};
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 
 /// Largest allowed distance of a multi-class row's score sum from 1.
 pub const ROW_SUM_TOLERANCE: f64 = 1e-4;
 
-/// Which study task the predictions belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    /// Lymph-node metastasis: one positive-class score per case.
-    Binary,
-    /// Tumour origin: one score per class per case.
-    Multiclass,
-}
-
-impl Task {
-    /// The task's name as written in metrics.json and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Task::Binary => "binary",
-            Task::Multiclass => "multiclass",
-        }
-    }
-}
-
-impl fmt::Display for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Task {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "binary" => Ok(Task::Binary),
-            "multiclass" => Ok(Task::Multiclass),
-            other => Err(format!("unknown task \"{other}\" (binary or multiclass)")),
-        }
-    }
-}
+pub use nodal_types::study::Task;
 
 /// One case of the binary task.
 #[derive(Debug, Clone, PartialEq)]

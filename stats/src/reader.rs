@@ -32,7 +32,7 @@ pub fn parse_predictions(
             file: source.to_string(),
             err,
         })?;
-    let bytes = lf_line_ends(&bytes);
+    let bytes = nodal_types::text::lf_line_ends(&bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
@@ -351,26 +351,6 @@ impl Rows<'_> {
             line: Some(line),
         })
     }
-}
-
-/// CRLF and bare CR line ends as LF. The `csv` reader ends records at any
-/// of them but counts lines by LF and starts a CRLF file's records on the
-/// line before; with LF only, every error names its true line.
-pub fn lf_line_ends(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if !bytes.contains(&b'\r') {
-        return std::borrow::Cow::Borrowed(bytes);
-    }
-    let mut lf = Vec::with_capacity(bytes.len());
-    let mut rest = bytes.iter().peekable();
-    while let Some(&b) = rest.next() {
-        if b == b'\r' {
-            rest.next_if_eq(&&b'\n');
-            lf.push(b'\n');
-        } else {
-            lf.push(b);
-        }
-    }
-    std::borrow::Cow::Owned(lf)
 }
 
 fn record_line(record: &csv::StringRecord) -> u64 {

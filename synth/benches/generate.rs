@@ -6,8 +6,8 @@
 #![allow(missing_docs)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nodal_common::study::Study;
 use nodal_synth::{SynthConfig, generate, study_cases};
+use nodal_types::study::Study;
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("synth");

@@ -22,7 +22,7 @@ mod ultrasound;
 pub use error::SynthError;
 pub use summary::{Coefficient, LabelModel, SYNTH_SCHEMA, SiteSummary, StudySummary, SynthSummary};
 
-use nodal_common::study::Study;
+use nodal_types::study::Study;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -99,7 +99,7 @@ pub fn generate_with_progress(
     }
     let summary = SynthSummary {
         schema: SYNTH_SCHEMA.to_string(),
-        nodal_version: nodal_common::NODAL_VERSION.to_string(),
+        nodal_version: nodal_types::NODAL_VERSION.to_string(),
         seed: config.seed,
         scale: config.scale,
         studies,

@@ -2,7 +2,7 @@
 //! problems (ineligibility, image defects), spread over the sites.
 
 use crate::alloc;
-use nodal_common::manifest::QcReason;
+use nodal_types::manifest::QcReason;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use std::collections::{BTreeMap, BTreeSet};

@@ -45,10 +45,10 @@ pub(crate) enum Purpose {
 }
 
 /// Numeric tag of a study in stream paths.
-pub(crate) fn study_tag(study: nodal_common::study::Study) -> u64 {
+pub(crate) fn study_tag(study: nodal_types::study::Study) -> u64 {
     match study {
-        nodal_common::study::Study::Cytology => 11,
-        nodal_common::study::Study::Ultrasound => 12,
+        nodal_types::study::Study::Cytology => 11,
+        nodal_types::study::Study::Ultrasound => 12,
     }
 }
 

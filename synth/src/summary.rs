@@ -1,6 +1,6 @@
 //! What `nodal synth` made: written to `synth.json` and returned to callers.
 
-use nodal_common::study::Study;
+use nodal_types::study::Study;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,8 +1,8 @@
 //! End-to-end checks of `nodal_synth::generate` at scale 0.01: the layout and
 //! columns of docs/archive-format.md, counts, planted items, determinism.
 
-use nodal_common::study::Study;
 use nodal_synth::{SynthConfig, SynthError, SynthSummary, generate};
+use nodal_types::study::Study;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

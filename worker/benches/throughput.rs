@@ -18,10 +18,10 @@
 
 use bytes::Bytes;
 use nodal_common::broker::{Broker, MemoryBroker, QueueNames};
-use nodal_common::manifest::manifest_key;
-use nodal_common::model_card::{ModelCard, card_key};
 use nodal_common::store::{LocalStore, ObjectStore};
-use nodal_common::wire::{Job, JobCase, ModelRef};
+use nodal_types::layout::{card_key, manifest_key};
+use nodal_types::model_card::ModelCard;
+use nodal_types::wire::{Job, JobCase, ModelRef};
 use nodal_worker::throughput::{self, Workload};
 use nodal_worker::{
     Health, Model, Runtime, RuntimeConfig, WorkerConfig, WorkerDeps, WorkerMetrics,

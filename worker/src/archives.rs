@@ -4,9 +4,9 @@
 
 use crate::error::WorkerError;
 use crate::fetch;
-use nodal_common::manifest::manifest_key;
 use nodal_common::retry::RetryPolicy;
 use nodal_common::store::SharedStore;
+use nodal_types::layout::manifest_key;
 use std::collections::HashSet;
 use std::sync::Mutex;
 

@@ -4,7 +4,7 @@
 //! into a reused batch buffer, one write per float).
 
 use crate::preprocess::{self, RgbTile};
-use nodal_common::model_card::ModelCard;
+use nodal_types::model_card::ModelCard;
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

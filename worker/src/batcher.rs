@@ -8,7 +8,7 @@
 use crate::batch::{Batch, BatchTile, BufferPool, TileInference, assemble};
 use crate::cpu_pool::CpuPool;
 use crate::metrics::WorkerMetrics;
-use nodal_common::model_card::ModelCard;
+use nodal_types::model_card::ModelCard;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -13,6 +13,38 @@ pub const DEFAULT_BATCH_DEADLINE: Duration = Duration::from_millis(10);
 pub const DEFAULT_FETCH_CONCURRENCY: usize = 32;
 /// Default time in-flight jobs get to finish after shutdown is asked for.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(25);
+/// Default independent pipelines in one worker process.
+pub const DEFAULT_PIPELINES: usize = 1;
+
+/// `threads` (0: one per core) shared out among `n` pipelines, at least one each.
+pub fn share_threads(threads: usize, n: usize) -> usize {
+    let total = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |c| c.get())
+    } else {
+        threads
+    };
+    (total / n.max(1)).max(1)
+}
+
+/// The settings of each of `n` pipelines of one process built from `one`:
+/// ids `<id>-p<i>` and the decode threads shared out (`n == 1`: `one`).
+pub fn pipeline_configs(one: &WorkerConfig, n: usize) -> Result<Vec<WorkerConfig>, WorkerError> {
+    if n == 0 {
+        return Err(WorkerError::Config("--pipelines must be at least 1".into()));
+    }
+    if n == 1 {
+        return Ok(vec![one.clone()]);
+    }
+    let decode = share_threads(one.decode_threads, n);
+    Ok((0..n)
+        .map(|i| {
+            let mut config = one.clone();
+            config.worker_id = format!("{}-p{i}", one.worker_id);
+            config.decode_threads = decode;
+            config
+        })
+        .collect())
+}
 
 /// How a worker runs. Build with [`WorkerConfig::new`] and change fields.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,9 +7,9 @@ use crate::pipeline::ModelPipeline;
 use crate::tile::{TileDone, TileStages, TileWork};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use nodal_common::model_card::ModelCard;
-use nodal_common::partial::CasePartial;
-use nodal_common::wire::{FailureStage, Job, JobCase, JobResult, StageTimings, TileFailure};
+use nodal_types::model_card::ModelCard;
+use nodal_types::partial::CasePartial;
+use nodal_types::wire::{FailureStage, Job, JobCase, JobResult, StageTimings, TileFailure};
 use std::sync::Arc;
 
 /// Run every tile of `job` and fold the outputs into its result.

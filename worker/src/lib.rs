@@ -10,7 +10,8 @@
 //!                                                   thread (ort)  (size, deadline)
 //! ```
 //!
-//! The service is [`run_worker`]; the models ([`runtime`], [`model`]) and
+//! A pipeline is [`run_worker`]; a worker process, its pipelines and
+//! endpoints, is [`serve`]; the models ([`runtime`], [`model`]) and
 //! tile preprocessing ([`preprocess`]) are usable on their own; [`throughput`]
 //! measures the pipeline (`nodal bench`, `cargo bench --bench throughput`).
 
@@ -31,6 +32,7 @@ mod model_cache;
 mod pipeline;
 pub mod preprocess;
 pub mod probe;
+mod process;
 pub mod runtime;
 mod service;
 pub mod throughput;
@@ -41,5 +43,6 @@ pub use error::{ErrorKind, WorkerError};
 pub use health::Health;
 pub use metrics::WorkerMetrics;
 pub use model::Model;
+pub use process::serve;
 pub use runtime::{Device, Runtime, RuntimeConfig};
 pub use service::{WorkerDeps, WorkerSummary, run_worker};

@@ -4,8 +4,8 @@
 use crate::error::WorkerError;
 use crate::runtime::Runtime;
 use ndarray::{Array2, ArrayView2, ArrayView4, Axis};
-use nodal_common::model_card::{Activation, InputKind, ModelCard, OutputRole};
-use nodal_common::study::Task;
+use nodal_types::model_card::{Activation, InputKind, ModelCard, OutputRole};
+use nodal_types::study::Task;
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 use std::borrow::Cow;
@@ -67,7 +67,7 @@ impl Model {
         card: ModelCard,
         onnx: &[u8],
     ) -> Result<Model, WorkerError> {
-        let actual = nodal_common::sha256_hex(onnx);
+        let actual = nodal_types::sha256_hex(onnx);
         if !actual.eq_ignore_ascii_case(card.onnx_sha256.trim()) {
             return Err(WorkerError::HashMismatch {
                 model: card.name.clone(),

@@ -12,10 +12,10 @@ use crate::model::Model;
 use crate::pipeline::{BatchSettings, ModelPipeline};
 use crate::runtime::Runtime;
 use bytes::Bytes;
-use nodal_common::model_card::ModelCard;
 use nodal_common::retry::RetryPolicy;
 use nodal_common::store::SharedStore;
-use nodal_common::wire::ModelRef;
+use nodal_types::model_card::ModelCard;
+use nodal_types::wire::ModelRef;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -163,7 +163,7 @@ impl ModelCache {
             }
             let onnx_path = folder.join(&card.onnx_file);
             match tokio::fs::read(&onnx_path).await {
-                Ok(onnx) if same_hash(&nodal_common::sha256_hex(&onnx), &model.onnx_sha256) => {
+                Ok(onnx) if same_hash(&nodal_types::sha256_hex(&onnx), &model.onnx_sha256) => {
                     return Some((card, Bytes::from(onnx), onnx_path.display().to_string()));
                 }
                 Ok(_) => {

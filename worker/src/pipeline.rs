@@ -11,7 +11,7 @@ use crate::inference;
 use crate::metrics::WorkerMetrics;
 use crate::model::Model;
 use crate::preprocess::RgbTile;
-use nodal_common::model_card::ModelCard;
+use nodal_types::model_card::ModelCard;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;

@@ -2,7 +2,7 @@
 //! size against the model card, and write the normalised CHW floats into a
 //! caller-provided slot of a batch buffer.
 
-use nodal_common::model_card::ModelCard;
+use nodal_types::model_card::ModelCard;
 
 /// Why a tile could not be turned into model input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use nodal_common::broker::{Acker, BrokerError, Delivery, SharedBroker, Subscription};
 use nodal_common::retry::retry;
 use nodal_common::store::SharedStore;
-use nodal_common::wire::{self, Job, JobResult, Message, WireError};
+use nodal_types::wire::{self, Job, JobResult, Message, WireError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@ use crate::pipeline::ModelPipeline;
 use crate::preprocess::{self, RgbTile, TileError};
 use nodal_common::retry::RetryPolicy;
 use nodal_common::store::{ObjectStore, StoreError, StoreErrorKind};
-use nodal_common::wire::FailureStage;
+use nodal_types::wire::FailureStage;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;

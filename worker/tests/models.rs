@@ -3,8 +3,8 @@
 //! Needs `scripts/setup.sh ort` (or ORT_DYLIB_PATH).
 
 use ndarray::{Array2, Array4, Axis};
-use nodal_common::manifest::ReportValue;
-use nodal_common::model_card::ModelCard;
+use nodal_types::manifest::ReportValue;
+use nodal_types::model_card::ModelCard;
 use nodal_worker::preprocess::{self, TileError};
 use nodal_worker::{Device, Model, Runtime, RuntimeConfig, WorkerError};
 use std::collections::BTreeMap;
@@ -79,7 +79,7 @@ fn softmax(a: &Array2<f32>) -> Array2<f32> {
 fn shipped_onnx_files_match_their_cards() {
     for name in ["cytology-origin", "ptc-ln"] {
         let (card, onnx) = card(name);
-        assert_eq!(nodal_common::sha256_hex(&onnx), card.onnx_sha256, "{name}");
+        assert_eq!(nodal_types::sha256_hex(&onnx), card.onnx_sha256, "{name}");
         assert!(
             onnx.len() < 5_000_000,
             "{name} stays small: {} bytes",
@@ -216,7 +216,7 @@ fn jpeg_references_match(name: &str) {
     let out = model.run(batch.view(), report).expect("runs");
     for (spec, got) in card.outputs.iter().zip(&out) {
         let mut want = json_matrix(&refs["jpeg_outputs"][&spec.name]);
-        if spec.activation == nodal_common::model_card::Activation::Logits {
+        if spec.activation == nodal_types::model_card::Activation::Logits {
             want = softmax(&want);
         }
         assert_eq!(got.shape(), want.shape(), "{name} {}: shape", spec.name);

@@ -6,7 +6,7 @@
 
 mod pipeline_support;
 
-use nodal_common::wire::FailureStage;
+use nodal_types::wire::FailureStage;
 use pipeline_support::models::{self, TestModel};
 use pipeline_support::{CaseSpec, Fixture, assert_means_close, config, job, means, model_outputs};
 

@@ -5,7 +5,7 @@
 
 mod pipeline_support;
 
-use nodal_common::wire::FailureStage;
+use nodal_types::wire::FailureStage;
 use pipeline_support::flaky::FlakyStore;
 use pipeline_support::models::TestModel;
 use pipeline_support::{CaseSpec, Fixture, config, job};

@@ -6,9 +6,9 @@
 mod pipeline_support;
 
 use bytes::Bytes;
-use nodal_common::model_card::card_key;
 use nodal_common::store::ObjectStore;
-use nodal_common::wire::{self, JobResult, Message, StageTimings};
+use nodal_types::layout::card_key;
+use nodal_types::wire::{self, JobResult, Message, StageTimings};
 use pipeline_support::models::{self, TestModel};
 use pipeline_support::{CaseSpec, Fixture, config, job};
 use uuid::Uuid;
@@ -141,7 +141,7 @@ async fn a_model_folder_with_the_jobs_hash_is_used_before_the_store() {
     let fx = Fixture::new().await;
     let model = TestModel::shipped("cytology-origin");
     // The model is only in the folder: the store has no card for it.
-    let reference = nodal_common::wire::ModelRef {
+    let reference = nodal_types::wire::ModelRef {
         name: model.card.name.clone(),
         version: model.card.version.clone(),
         card_key: card_key(&model.card.name, &model.card.version),

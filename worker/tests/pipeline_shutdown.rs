@@ -5,7 +5,7 @@
 
 mod pipeline_support;
 
-use nodal_common::wire::Job;
+use nodal_types::wire::Job;
 use pipeline_support::models::TestModel;
 use pipeline_support::{CaseSpec, Fixture, config, job};
 use std::collections::BTreeSet;

@@ -16,7 +16,7 @@ mod config;
 mod memory;
 mod rabbitmq;
 
-pub use config::{BrokerArgs, BrokerConfig, connect_broker};
+pub use config::{BrokerConfig, DEFAULT_DELIVERY_LIMIT, connect_broker, queue_names_problem};
 pub use memory::MemoryBroker;
 pub use rabbitmq::{RabbitBroker, RabbitConfig};
 

@@ -7,7 +7,7 @@
 use super::key::{check_key, check_prefix};
 use super::{ObjectMeta, ObjectStore, StoreError, StoreErrorKind};
 use crate::retry::{RetryPolicy, retry};
-use crate::tls::CaCertificates;
+use crate::tls::HttpClientSettings;
 use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::{Method, StatusCode, Url};
@@ -157,22 +157,13 @@ impl HttpStore {
         }
         let _ = base.set_username("");
         let _ = base.set_password(None);
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .user_agent(concat!("nodal/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &config.ca_file {
-            let ca = CaCertificates::load(path).map_err(|e| bad(e.to_string()))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(ca.pem())
-                .map_err(|e| bad(format!("CA file {}: {e}", path.display())))?;
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-            builder = builder.tls_built_in_root_certs(!config.ca_only);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?;
+        let client = crate::tls::http_client(&HttpClientSettings {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            ca_file: config.ca_file.clone(),
+            ca_only: config.ca_only,
+        })
+        .map_err(bad)?;
         Ok(Self {
             client,
             base,

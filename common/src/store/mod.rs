@@ -13,11 +13,15 @@ mod key;
 mod local;
 mod s3;
 
-pub use config::{StoreArgs, StoreConfig, open_store};
+pub use config::{StoreConfig, open_store};
 pub use http::{HttpConfig, HttpStore};
 pub use key::{key_problem, prefix_problem};
 pub use local::LocalStore;
-pub use s3::{S3Config, S3Store};
+pub use s3::{
+    DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MULTIPART_THRESHOLD_MIB, DEFAULT_OPERATION_TIMEOUT_SECS, DEFAULT_PART_SIZE_MIB, MIB,
+    S3Config, S3Store,
+};
 
 /// Metadata of a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]

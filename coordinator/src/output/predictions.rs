@@ -3,8 +3,8 @@
 //! `score_<class>`), with the clinical covariates, stages and readers the
 //! manifests carry.
 
-use nodal_common::manifest::Case;
-use nodal_common::study::Task;
+use nodal_types::manifest::Case;
+use nodal_types::study::Task;
 use std::collections::BTreeSet;
 
 /// Columns nodal writes itself; a clinical field of the same name is not repeated.
@@ -149,8 +149,8 @@ fn argmax(v: &[f64]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nodal_common::manifest::Eligibility;
-    use nodal_common::study::Split;
+    use nodal_types::manifest::Eligibility;
+    use nodal_types::study::Split;
     use std::collections::BTreeMap;
 
     fn case(label: &str, stage: Option<&str>) -> Case {

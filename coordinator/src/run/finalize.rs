@@ -1,22 +1,23 @@
 //! Turning a settled run's stored results into its result files.
 //!
 //! Parts are merged per case (exact whatever the split, see
-//! `nodal_common::partial`), every submitted case lands in predictions.csv or
+//! `nodal_types::partial`), every submitted case lands in predictions.csv or
 //! as a case row in failures.csv, and run.json is written last.
 
+use super::RunSpec;
 use super::live::JobState;
-use super::{RunSpec, part_key};
 use crate::output::failures::{self, FailureLevel, FailureRow, FailureStage};
 use crate::output::predictions::{self, PredictionRow, PredictionSchema};
 use crate::output::provenance::*;
 use crate::plan::Plan;
 use chrono::Utc;
-use nodal_common::manifest::Manifest;
-use nodal_common::model_card::{Aggregation, ModelCard, OutputRole};
-use nodal_common::partial::CasePartial;
 use nodal_common::store::{ObjectStore, StoreError};
-use nodal_common::study::Task;
-use nodal_common::wire::{self, JobResult, Message};
+use nodal_types::layout::part_key;
+use nodal_types::manifest::Manifest;
+use nodal_types::model_card::{Aggregation, ModelCard, OutputRole};
+use nodal_types::partial::CasePartial;
+use nodal_types::study::Task;
+use nodal_types::wire::{self, JobResult, Message};
 use std::collections::{BTreeMap, HashMap};
 
 /// Why a run's result files could not be written.
@@ -310,7 +311,7 @@ pub fn build_outputs(
         schema_version: RUN_JSON_SCHEMA_VERSION,
         run_id: run.spec.run_id,
         label: run.spec.label.clone(),
-        nodal_version: nodal_common::NODAL_VERSION.to_string(),
+        nodal_version: nodal_types::NODAL_VERSION.to_string(),
         model: ModelProvenance {
             name: run.spec.model.name.clone(),
             version: run.spec.model.version.clone(),

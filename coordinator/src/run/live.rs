@@ -4,9 +4,9 @@
 use super::{RunSpec, RunState, RunStatus};
 use crate::plan::Plan;
 use chrono::{DateTime, Utc};
-use nodal_common::manifest::Manifest;
-use nodal_common::model_card::ModelCard;
-use nodal_common::wire::Job;
+use nodal_types::manifest::Manifest;
+use nodal_types::model_card::ModelCard;
+use nodal_types::wire::Job;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -252,7 +252,7 @@ impl LiveRun {
 mod tests {
     use super::*;
     use crate::plan::job_id;
-    use nodal_common::wire::{JobCase, ModelRef};
+    use nodal_types::wire::{JobCase, ModelRef};
 
     fn run_with_jobs(n: u32) -> LiveRun {
         let run_id = Uuid::from_u128(5);
@@ -288,7 +288,7 @@ mod tests {
         };
         LiveRun::new(
             spec,
-            Arc::new(crate::test_support::card()),
+            Arc::new(nodal_testkit::fixtures::card()),
             Arc::new(Vec::new()),
             Arc::new(Plan {
                 jobs,

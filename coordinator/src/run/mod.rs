@@ -8,29 +8,9 @@ pub mod finalize;
 pub mod live;
 
 use chrono::{DateTime, Utc};
-use nodal_common::wire::ModelRef;
+use nodal_types::wire::ModelRef;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-/// Object key of a run's spec (written at creation; the run exists once it is).
-pub fn spec_key(run_id: Uuid) -> String {
-    format!("runs/{run_id}/spec.json")
-}
-
-/// Object key prefix of a run's stored job results.
-pub fn parts_prefix(run_id: Uuid) -> String {
-    format!("runs/{run_id}/parts/")
-}
-
-/// Object key of one job's stored result.
-pub fn part_key(run_id: Uuid, job_id: Uuid) -> String {
-    format!("runs/{run_id}/parts/{job_id}.bin")
-}
-
-/// Object key of one of a run's result files (`predictions.csv`, `run.json`, …).
-pub fn file_key(run_id: Uuid, name: &str) -> String {
-    format!("runs/{run_id}/{name}")
-}
 
 /// The result files a finished run has, relative to its folder. `run.json`
 /// is written last: its presence marks a finished run.

@@ -10,7 +10,7 @@ use crate::error::WorkerError;
 use crate::service::{WorkerDeps, WorkerSummary, run_worker};
 use bytes::Bytes;
 use nodal_common::broker::{Broker, Subscription};
-use nodal_common::wire::{self, Job, Message};
+use nodal_types::wire::{self, Job, Message};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::task::JoinSet;

@@ -31,7 +31,7 @@ pub use stages::{StageSnapshot, StageTotals};
 
 use crate::error::WorkerError;
 use nodal_common::broker::BrokerError;
-use nodal_common::wire::WireError;
+use nodal_types::wire::WireError;
 
 /// Why a measurement could not be made.
 #[derive(Debug, thiserror::Error)]

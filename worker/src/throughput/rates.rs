@@ -8,7 +8,7 @@ use crate::model::Model;
 use crate::preprocess;
 use bytes::Bytes;
 use ndarray::{Array2, Array4};
-use nodal_common::model_card::ModelCard;
+use nodal_types::model_card::ModelCard;
 use rayon::prelude::*;
 use std::time::Duration;
 

@@ -13,11 +13,10 @@ use bytes::Bytes;
 use models::TestModel;
 use ndarray::{Array2, Array4, Axis};
 use nodal_common::broker::{Broker, MemoryBroker, QueueNames};
-use nodal_common::manifest::manifest_key;
-use nodal_common::model_card::card_key;
 use nodal_common::retry::RetryPolicy;
 use nodal_common::store::{LocalStore, ObjectStore, SharedStore};
-use nodal_common::wire::{self, Job, JobCase, JobResult, Message, ModelRef};
+use nodal_types::layout::{card_key, manifest_key};
+use nodal_types::wire::{self, Job, JobCase, JobResult, Message, ModelRef};
 use nodal_worker::{
     Health, Model, Runtime, RuntimeConfig, WorkerConfig, WorkerDeps, WorkerError, WorkerMetrics,
     WorkerSummary,

@@ -3,12 +3,12 @@
 //! that fails at run time).
 
 use super::onnx::{Dim, Graph};
-use nodal_common::manifest::TileMode;
-use nodal_common::model_card::{
+use nodal_types::manifest::TileMode;
+use nodal_types::model_card::{
     Activation, Aggregation, CARD_SCHEMA_VERSION, InputKind, ModelCard, Normalisation, OutputRole,
     OutputSpec, TensorSpec, TileSpecCard,
 };
-use nodal_common::study::{Study, Task};
+use nodal_types::study::{Study, Task};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -83,7 +83,7 @@ pub fn odd_batches_fail(size: u32) -> TestModel {
         task: Task::Multiclass,
         classes: vec!["a".into(), "b".into(), "c".into()],
         onnx_file: "model.onnx".into(),
-        onnx_sha256: nodal_common::sha256_hex(&onnx),
+        onnx_sha256: nodal_types::sha256_hex(&onnx),
         inputs: vec![TensorSpec {
             name: "image".into(),
             kind: InputKind::Image,

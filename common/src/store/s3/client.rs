@@ -44,22 +44,26 @@ pub(super) async fn build(
     if let Some(endpoint) = &config.endpoint {
         loader = loader.endpoint_url(endpoint);
     }
-    if let Some(ca) = ca {
-        let trust = TrustStore::default()
+    // The SDK's default HTTPS client is built on aws-lc; nodal's is the same
+    // hyper + rustls client on ring, trusting the system's roots and, when
+    // given, the CA file's (or only those).
+    let trust = match ca {
+        Some(ca) => TrustStore::default()
             .with_native_roots(!config.ca_only)
-            .with_pem_certificate(ca.pem());
-        let context = TlsContext::builder()
-            .with_trust_store(trust)
-            .build()
-            .map_err(|e| format!("TLS settings: {e}"))?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(context)
-            .build_https();
-        loader = loader.http_client(http);
-    }
+            .with_pem_certificate(ca.pem()),
+        None => TrustStore::default(),
+    };
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| format!("TLS settings: {e}"))?;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .tls_context(context)
+        .build_https();
+    loader = loader.http_client(http);
     if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
         loader = loader.credentials_provider(Credentials::new(
             access,

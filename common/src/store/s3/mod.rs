@@ -19,19 +19,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-pub(crate) const MIB: usize = 1024 * 1024;
+/// One mebibyte, in bytes.
+pub const MIB: usize = 1024 * 1024;
 /// Default most requests in flight at once.
-pub(crate) const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_CONCURRENCY: usize = 32;
 /// Default attempts per request.
-pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// Default connect timeout, seconds.
-pub(crate) const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
 /// Default limit for one request with its retries, seconds.
-pub(crate) const DEFAULT_OPERATION_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_OPERATION_TIMEOUT_SECS: u64 = 300;
 /// Default multipart threshold, MiB.
-pub(crate) const DEFAULT_MULTIPART_THRESHOLD_MIB: usize = 16;
+pub const DEFAULT_MULTIPART_THRESHOLD_MIB: usize = 16;
 /// Default part size, MiB.
-pub(crate) const DEFAULT_PART_SIZE_MIB: usize = 8;
+pub const DEFAULT_PART_SIZE_MIB: usize = 8;
 /// S3's smallest part (all but the last).
 const MIN_PART: usize = 5 * MIB;
 /// S3's largest part.

@@ -1,0 +1,96 @@
+//! The API's errors: a status and a JSON body `{"error": ..., "kind": ...}`;
+//! how engine errors map onto statuses.
+
+use crate::models::ModelError;
+use crate::run::engine::EngineError;
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An API error: a status and a JSON body `{"error": ..., "kind": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `status`, a machine-readable `kind` and a message.
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// `403`: this token may not do `what`.
+    pub fn forbidden(what: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this token may not {what}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({"error": self.message, "kind": self.kind})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        let (status, kind) = match &e {
+            EngineError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            EngineError::UnknownRun(_) => (StatusCode::NOT_FOUND, "unknown_run"),
+            EngineError::UnknownFile { .. } => (StatusCode::NOT_FOUND, "unknown_file"),
+            EngineError::UnknownArchive(_) => (StatusCode::NOT_FOUND, "unknown_archive"),
+            EngineError::NotFinished(_) => (StatusCode::CONFLICT, "not_finished"),
+            EngineError::Model(ModelError::Unknown(_)) => (StatusCode::NOT_FOUND, "unknown_model"),
+            EngineError::Plan(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_plan"),
+            EngineError::BadManifest { .. } | EngineError::Model(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "bad_input")
+            }
+            EngineError::Store(_) | EngineError::Broker(_) | EngineError::Finalize(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            EngineError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, kind, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_failures_are_500_and_bad_requests_400() {
+        let internal = ApiError::from(EngineError::Internal("run.json: boom".into()));
+        assert_eq!(
+            (internal.status, internal.kind),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        let bad = ApiError::from(EngineError::BadRequest("no archives".into()));
+        assert_eq!(
+            (bad.status, bad.kind),
+            (StatusCode::BAD_REQUEST, "bad_request")
+        );
+        let response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "x").into_response();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+}

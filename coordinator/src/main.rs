@@ -1,5 +1,0 @@
-//! The `nodal` binary: one executable for every role.
-
-fn main() -> std::process::ExitCode {
-    nodal_coordinator::cli::main()
-}

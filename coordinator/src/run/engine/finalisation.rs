@@ -1,0 +1,137 @@
+//! Finalisation: a run whose jobs are all settled gets its result files
+//! (predictions, failures, statistics) and, last, run.json.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn spawn_finalize(&self, run_id: Uuid) {
+        {
+            let mut runs = self.runs();
+            let Some(run) = runs.get_mut(&run_id) else {
+                return;
+            };
+            if run.state != RunState::Running {
+                return;
+            }
+            run.state = RunState::Finalizing;
+        }
+        let engine = self.clone();
+        self.inner
+            .tasks
+            .spawn(async move { engine.finalize(run_id).await });
+    }
+
+    #[instrument(skip(self))]
+    pub(super) async fn finalize(&self, run_id: Uuid) {
+        let timer = self.inner.metrics.finalize_seconds.start_timer();
+        let snapshot = self.runs().get(&run_id).map(|r| {
+            (
+                r.spec.clone(),
+                r.card.clone(),
+                r.manifests.clone(),
+                r.plan.clone(),
+                r.jobs.clone(),
+                r.republished,
+            )
+        });
+        let Some((spec, card, manifests, plan, jobs, republished)) = snapshot else {
+            return;
+        };
+        let settled = SettledRun {
+            spec: &spec,
+            card: &card,
+            manifests: &manifests,
+            plan: &plan,
+            jobs: &jobs,
+            republished,
+        };
+        let outcome = self.write_results(settled).await;
+        let mut runs = self.runs();
+        let Some(run) = runs.get_mut(&run_id) else {
+            return;
+        };
+        match outcome {
+            Ok(()) => {
+                run.state = RunState::Finished;
+                run.finished_at = Some(Utc::now());
+                timer.observe_duration();
+                info!(%run_id, "run finished");
+            }
+            Err(EngineError::Store(e)) if e.is_transient() => {
+                warn!(%run_id, error = %e, "cannot write results yet; will retry");
+                run.state = RunState::Running;
+            }
+            Err(e) => {
+                error!(%run_id, error = %e, "run failed");
+                run.state = RunState::Failed {
+                    reason: e.to_string(),
+                };
+            }
+        }
+        drop(runs);
+        self.notify_changed();
+        self.update_run_gauges();
+    }
+
+    /// Write predictions.csv, failures.csv, the statistics files, then run.json.
+    pub(super) async fn write_results(&self, run: SettledRun<'_>) -> Result<(), EngineError> {
+        let store = self.inner.store.as_ref();
+        let outputs = finalize::collect(store, run).await?;
+        let id = run.spec.run_id;
+        let mut files = vec![
+            (
+                "predictions.csv".to_string(),
+                outputs.predictions_csv.clone(),
+            ),
+            ("failures.csv".to_string(), outputs.failures_csv.clone()),
+        ];
+        let card = run.card.clone();
+        let manifests = run.manifests.to_vec();
+        let for_stats = outputs.clone();
+        let stats = tokio::task::spawn_blocking(move || {
+            statistics::run_statistics(&StatsInput {
+                card: &card,
+                predictions_csv: &for_stats.predictions_csv,
+                failures: &for_stats.failures,
+                manifests: &manifests,
+                provenance: &for_stats.provenance,
+            })
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("statistics task failed: {e}")))?;
+        match stats {
+            Ok(extra) => files.extend(extra),
+            Err(e) => {
+                warn!(run_id = %id, error = %e, "statistics could not be computed; result files written without them")
+            }
+        }
+        for (name, bytes) in files {
+            store
+                .put(&run_file_key(id, &name), Bytes::from(bytes))
+                .await?;
+        }
+        let run_json = serde_json::to_vec_pretty(&outputs.provenance)
+            .map_err(|e| EngineError::Internal(format!("run.json: {e}")))?;
+        store
+            .put(&run_record_key(id), Bytes::from(run_json))
+            .await?;
+        Ok(())
+    }
+
+    pub(super) fn update_run_gauges(&self) {
+        let runs = self.runs();
+        let gauge = &self.inner.metrics.runs;
+        for state in ["running", "finalizing", "finished", "failed"] {
+            gauge.with_label_values(&[state]).set(0);
+        }
+        for run in runs.values() {
+            let state = match run.state {
+                RunState::Running => "running",
+                RunState::Finalizing => "finalizing",
+                RunState::Finished => "finished",
+                RunState::Failed { .. } => "failed",
+            };
+            gauge.with_label_values(&[state]).inc();
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The statistics of a finished run: metrics.json and report.html for all
+//! cases and for the validation split alone, computed by nodal-stats from
+//! the run's predictions.csv exactly as `nodal analyze` would.
+
+use crate::output::failures::{FailureLevel, FailureRow, FailureStage};
+use crate::output::provenance::RunProvenance;
+use nodal_stats::{AnalyzeOptions, Exclusion, ParticipantFlow, ReportInput, StatsError};
+use nodal_types::manifest::Manifest;
+use nodal_types::model_card::{ModelCard, OutputRole};
+use nodal_types::study::{Split, Study, Task};
+use std::collections::{BTreeMap, HashMap};
+
+/// Clinical covariates of the adjusted odds-ratio model, per study (those
+/// present in predictions.csv are used).
+fn default_covariates(study: Study) -> &'static [&'static str] {
+    match study {
+        Study::Ultrasound => &["age", "sex", "max_diameter_mm", "multifocal", "hashimoto"],
+        Study::Cytology => &[],
+    }
+}
+
+/// What the statistics of a run are computed from.
+#[derive(Debug)]
+pub struct StatsInput<'a> {
+    /// The model card (task, classes, stages).
+    pub card: &'a ModelCard,
+    /// The rendered predictions.csv.
+    pub predictions_csv: &'a [u8],
+    /// The rows of failures.csv.
+    pub failures: &'a [FailureRow],
+    /// The run's manifests (for the participant flow).
+    pub manifests: &'a [(Manifest, String)],
+    /// run.json as it will be written.
+    pub provenance: &'a RunProvenance,
+}
+
+/// Why a run's statistics could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatisticsError {
+    /// The statistics failed.
+    #[error(transparent)]
+    Stats(#[from] StatsError),
+    /// predictions.csv could not be split.
+    #[error("predictions.csv: {0}")]
+    Csv(#[from] csv::Error),
+}
+
+/// metrics.json + report.html for all cases, and under `validation/` for the
+/// validation split (when it has cases).
+pub fn run_statistics(input: &StatsInput<'_>) -> Result<Vec<(String, Vec<u8>)>, StatisticsError> {
+    let task = input.card.task;
+    let header = csv_header(input.predictions_csv);
+    let options = AnalyzeOptions {
+        covariates: match task {
+            Task::Binary => default_covariates(input.card.study)
+                .iter()
+                .filter(|c| header.iter().any(|h| h == *c))
+                .map(|c| c.to_string())
+                .collect(),
+            Task::Multiclass => vec![],
+        },
+        stage_order: match task {
+            Task::Binary => input
+                .card
+                .output(OutputRole::Stage)
+                .map(|o| o.labels.clone()),
+            Task::Multiclass => None,
+        },
+        ..AnalyzeOptions::default()
+    };
+    let provenance = serde_json::to_value(input.provenance).ok();
+    let mut files = Vec::new();
+    let subsets: [(&str, &str, Option<Split>); 2] = [
+        ("", "all cases", None),
+        ("validation/", "validation split", Some(Split::Validation)),
+    ];
+    for (dir, name, split) in subsets {
+        let csv = match split {
+            None => input.predictions_csv.to_vec(),
+            Some(split) => filter_split(input.predictions_csv, split.as_str())?,
+        };
+        let predictions = nodal_stats::parse_predictions("predictions.csv", csv.as_slice(), task)?;
+        if split.is_some() && predictions.is_empty() {
+            continue;
+        }
+        let metrics = nodal_stats::analyze(&predictions, &options)?;
+        let report = nodal_stats::render_report(&ReportInput {
+            metrics: &metrics,
+            predictions: &predictions,
+            title: Some(format!("{} — {}", input.card.name, input.card.study)),
+            subset: Some(name.to_string()),
+            flow: Some(participant_flow(
+                input.manifests,
+                input.failures,
+                split,
+                predictions.len() as u64,
+            )),
+            provenance: provenance.clone(),
+        })?;
+        files.push((
+            format!("{dir}metrics.json"),
+            metrics.to_json()?.into_bytes(),
+        ));
+        files.push((format!("{dir}report.html"), report.into_bytes()));
+    }
+    Ok(files)
+}
+
+fn csv_header(csv: &[u8]) -> Vec<String> {
+    csv::Reader::from_reader(csv)
+        .headers()
+        .map(|h| h.iter().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The rows of a predictions.csv whose `split` is `split`, header kept.
+fn filter_split(csv_bytes: &[u8], split: &str) -> Result<Vec<u8>, csv::Error> {
+    let mut reader = csv::Reader::from_reader(csv_bytes);
+    let headers = reader.headers()?.clone();
+    let column = headers.iter().position(|h| h == "split");
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&headers)?;
+    for record in reader.records() {
+        let record = record?;
+        if column.and_then(|c| record.get(c)) == Some(split) {
+            writer.write_record(&record)?;
+        }
+    }
+    writer
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))
+}
+
+/// The STARD flow of the run's cases (restricted to a split when given).
+pub fn participant_flow(
+    manifests: &[(Manifest, String)],
+    failures: &[FailureRow],
+    split: Option<Split>,
+    analysed: u64,
+) -> ParticipantFlow {
+    let in_subset: HashMap<(&str, &str), bool> = manifests
+        .iter()
+        .flat_map(|(m, _)| {
+            m.cases.iter().map(move |c| {
+                (
+                    (m.archive_id.as_str(), c.case_id.as_str()),
+                    split.is_none_or(|s| c.split == s),
+                )
+            })
+        })
+        .collect();
+    let counted = |f: &&FailureRow| {
+        f.level == FailureLevel::Case
+            && in_subset.get(&(f.archive_id.as_str(), f.case_id.as_str())) == Some(&true)
+    };
+    let mut ineligible: BTreeMap<String, u64> = BTreeMap::new();
+    let mut qc: BTreeMap<String, u64> = BTreeMap::new();
+    let mut inference: BTreeMap<String, u64> = BTreeMap::new();
+    for f in failures.iter().filter(counted) {
+        let bucket = match f.stage {
+            FailureStage::Eligibility => &mut ineligible,
+            FailureStage::Qc | FailureStage::NoTiles => &mut qc,
+            _ => &mut inference,
+        };
+        let reason = match f.stage {
+            FailureStage::Eligibility | FailureStage::Qc | FailureStage::NoTiles => {
+                f.reason.clone()
+            }
+            stage => format!("{}: {}", stage.as_str(), f.reason),
+        };
+        *bucket.entry(reason).or_default() += 1;
+    }
+    let list = |m: BTreeMap<String, u64>| {
+        m.into_iter()
+            .map(|(reason, n)| Exclusion { reason, n })
+            .collect::<Vec<_>>()
+    };
+    let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
+    let submitted = in_subset.values().filter(|v| **v).count() as u64;
+    let eligible = submitted - total(&ineligible);
+    let passed_qc = eligible - total(&qc);
+    ParticipantFlow {
+        submitted,
+        excluded_ineligible: list(ineligible),
+        eligible,
+        excluded_qc: list(qc),
+        passed_qc,
+        failed_inference: list(inference),
+        analysed,
+    }
+}

@@ -1,0 +1,237 @@
+//! The analyst's and operator's side of the API: `nodal status` and
+//! `nodal results`, talking to a coordinator over HTTP.
+
+use crate::args::ClientArgs;
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use nodal_coordinator::run::{RESULT_FILES, RunState, RunStatus};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options of `nodal status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run; without it, every run is listed.
+    pub run: Option<String>,
+    /// Follow the run with a progress bar until it ends.
+    #[arg(long)]
+    pub watch: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The coordinator.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Options of `nodal results`.
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// The finished run.
+    pub run: String,
+    /// Folder to write the result files into.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// The coordinator.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// A small client of the coordinator API.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    /// A client for `args`.
+    pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
+        let http = nodal_common::tls::http_client(&args.http_settings())
+            .map_err(|e| anyhow::anyhow!("the coordinator client: {e}"))?;
+        Ok(Self {
+            http,
+            base: args.coordinator.trim_end_matches('/').to_string(),
+            token: args.token.token.clone(),
+        })
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.get(&url);
+        if let Some(t) = &self.token {
+            request = request.bearer_auth(t);
+        }
+        request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the coordinator at {}", self.base))
+    }
+
+    /// GET a JSON document; an error status becomes an error with the API's message.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self.get(path).await?;
+        let response = check(response, path).await?;
+        Ok(response.json().await?)
+    }
+
+    /// GET raw bytes; `Ok(None)` on 404.
+    pub async fn get_bytes(&self, path: &str) -> anyhow::Result<Option<bytes::Bytes>> {
+        let response = self.get(path).await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(check(response, path).await?.bytes().await?))
+    }
+}
+
+async fn check(response: reqwest::Response, path: &str) -> anyhow::Result<reqwest::Response> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let message = body["error"].as_str().unwrap_or("no message").to_string();
+    bail!("GET {path}: {status}: {message}")
+}
+
+/// Run `nodal status`.
+pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let client = ApiClient::new(&args.client)?;
+    let Some(run) = args.run else {
+        let runs: Vec<RunStatus> = client.get_json("/runs").await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&runs)?);
+            return Ok(());
+        }
+        println!(
+            "{:<36}  {:<10}  {:>11}  {:<24}  created",
+            "run", "state", "tiles", "model"
+        );
+        for r in runs {
+            println!(
+                "{:<36}  {:<10}  {:>11}  {:<24}  {}",
+                r.run_id,
+                state_name(&r.state),
+                format!("{}/{}", r.tiles_done + r.tiles_failed, r.tiles_total),
+                r.model,
+                r.created_at.format("%Y-%m-%d %H:%M:%S")
+            );
+        }
+        return Ok(());
+    };
+    let path = format!("/runs/{run}");
+    if !args.watch {
+        let s: RunStatus = client.get_json(&path).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        } else {
+            print_status(&s);
+        }
+        return Ok(());
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {pos}/{len} tiles ({per_sec}, ETA {eta})",
+        )?
+        .progress_chars("=> "),
+    );
+    loop {
+        let s: RunStatus = client.get_json(&path).await?;
+        bar.set_length(s.tiles_total as u64);
+        bar.set_position(s.tiles_done + s.tiles_failed);
+        bar.set_message(format!(
+            "{} {}",
+            &s.run_id.to_string()[..8],
+            state_name(&s.state)
+        ));
+        if matches!(s.state, RunState::Finished | RunState::Failed { .. }) {
+            bar.finish();
+            print_status(&s);
+            if let RunState::Failed { reason } = s.state {
+                bail!("run failed: {reason}");
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn state_name(state: &RunState) -> &'static str {
+    match state {
+        RunState::Running => "running",
+        RunState::Finalizing => "finalizing",
+        RunState::Finished => "finished",
+        RunState::Failed { .. } => "failed",
+    }
+}
+
+fn print_status(s: &RunStatus) {
+    println!("run        {}", s.run_id);
+    println!("model      {}", s.model);
+    println!("archives   {}", s.archives.join(", "));
+    println!("state      {}", state_name(&s.state));
+    if let RunState::Failed { reason } = &s.state {
+        println!("reason     {reason}");
+    }
+    println!(
+        "jobs       {} done, {} failed, {} in flight, {} total",
+        s.jobs_done, s.jobs_failed, s.jobs_in_flight, s.jobs_total
+    );
+    println!(
+        "tiles      {} done, {} failed, {} total ({:.1} tiles/s)",
+        s.tiles_done, s.tiles_failed, s.tiles_total, s.tiles_per_second
+    );
+    if let Some(eta) = s.eta_seconds {
+        println!("eta        {eta:.0} s");
+    }
+}
+
+/// Run `nodal results`: download a finished run's result files.
+pub async fn results(args: ResultsArgs) -> anyhow::Result<()> {
+    let client = ApiClient::new(&args.client)?;
+    let status: RunStatus = client.get_json(&format!("/runs/{}", args.run)).await?;
+    if status.state != RunState::Finished {
+        bail!(
+            "run {} is {}; results exist once it has finished",
+            args.run,
+            state_name(&status.state)
+        );
+    }
+    let mut written = Vec::new();
+    for name in RESULT_FILES {
+        let Some(bytes) = client
+            .get_bytes(&format!("/runs/{}/files/{name}", args.run))
+            .await?
+        else {
+            continue;
+        };
+        let path = args.out.join(name);
+        write_atomically(&path, &bytes).await?;
+        written.push(path);
+    }
+    for p in &written {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+/// Write a file through a temporary sibling and a rename.
+pub async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("partial");
+    tokio::fs::write(&tmp, bytes)
+        .await
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Builders of small manifests, cards and model references for unit tests.
+
+use nodal_types::manifest::*;
+use nodal_types::model_card::*;
+use nodal_types::study::{Split, Study, Task};
+use nodal_types::wire::ModelRef;
+use std::collections::BTreeMap;
+
+/// An image with `tiles` tiles that passed QC or failed it for blur.
+pub fn image(tiles: usize, passed: bool) -> ImageEntry {
+    ImageEntry {
+        path: "images/x.jpg".into(),
+        sha256: String::new(),
+        width: 1024,
+        height: 768,
+        orientation: 1,
+        qc: QcVerdict {
+            passed,
+            reason: (!passed).then_some(QcReason::Blur),
+            coverage: 0.5,
+            laplacian_var: 100.0,
+            artefact_fraction: 0.0,
+        },
+        tiles: (0..tiles)
+            .map(|i| TileRef {
+                key: format!("t{i}"),
+                x: 0,
+                y: 0,
+            })
+            .collect(),
+    }
+}
+
+/// A case with one image of `tiles` tiles, eligible or not.
+pub fn case(id: &str, tiles: usize, eligible: bool) -> Case {
+    Case {
+        case_id: id.into(),
+        split: Split::Validation,
+        label: Some("lung".into()),
+        stage: None,
+        clinical: BTreeMap::new(),
+        readers: BTreeMap::new(),
+        report: None,
+        eligibility: if eligible {
+            Eligibility::Eligible
+        } else {
+            Eligibility::Excluded {
+                criterion: "unsupported_origin".into(),
+            }
+        },
+        images: vec![image(tiles, true), image(3, false)],
+    }
+}
+
+/// A cytology manifest of archive `id` holding `cases`.
+pub fn manifest(id: &str, cases: Vec<Case>) -> Manifest {
+    Manifest {
+        schema_version: MANIFEST_SCHEMA_VERSION,
+        archive_id: id.into(),
+        study: Study::Cytology,
+        site: "cy-a".into(),
+        nodal_version: "0".into(),
+        tiling: TileSpec {
+            size: 224,
+            mode: TileMode::Grid,
+            format: TileFormat::Jpeg,
+            codec: nodal_codec::tile_codec(),
+        },
+        qc_thresholds: QcThresholds {
+            min_coverage: 0.1,
+            min_laplacian_var: 10.0,
+            max_artefact_fraction: 0.1,
+        },
+        cases_table: None,
+        source_files: vec![],
+        cases,
+    }
+}
+
+/// The card of a small multi-class cytology model.
+pub fn card() -> ModelCard {
+    ModelCard {
+        schema_version: CARD_SCHEMA_VERSION,
+        name: "cytology-origin".into(),
+        version: "1.0.0".into(),
+        study: Study::Cytology,
+        task: Task::Multiclass,
+        classes: vec!["lung".into()],
+        onnx_file: "model.onnx".into(),
+        onnx_sha256: String::new(),
+        inputs: vec![],
+        outputs: vec![],
+        tile: TileSpecCard {
+            size: 224,
+            mode: TileMode::Grid,
+            codec: nodal_codec::tile_codec(),
+        },
+        normalisation: Normalisation {
+            scale: 255.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        },
+        report_features: vec![],
+        aggregation: Aggregation::Mean,
+        preferred_batch: 32,
+        held_out: BTreeMap::new(),
+        training: BTreeMap::new(),
+    }
+}
+
+/// A reference to [`card`]'s model.
+pub fn model_ref() -> ModelRef {
+    ModelRef {
+        name: "cytology-origin".into(),
+        version: "1.0.0".into(),
+        card_key: "models/cytology-origin/1.0.0/card.json".into(),
+        onnx_sha256: String::new(),
+    }
+}

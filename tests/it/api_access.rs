@@ -1,0 +1,430 @@
+//! Access control of the coordinator API on a real cluster (s3s-fs,
+//! RabbitMQ, `nodal coordinator` and `nodal worker` processes; cytology at
+//! scale 0.01): every role × endpoint answers what docs/security.md says
+//! (401 without a valid token, 403 outside the role); a site submits its own
+//! archive through the coordinator's object proxy with nothing but its
+//! token, and is refused (naming the site, writing nothing) for another
+//! site; the `HttpStore` client sorts the proxy's answers into the store's
+//! error kinds; no token and no clinical field value reaches any log or
+//! metrics label.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::cluster::{Cluster, shared_synth};
+use bytes::Bytes;
+use nodal_common::store::{HttpConfig, HttpStore, ObjectStore, StoreErrorKind};
+use nodal_submit::{Progress, SubmitOptions, submit_site};
+use nodal_testkit::NodalProcess;
+use nodal_types::manifest::Manifest;
+use nodal_types::study::Study;
+use reqwest::{Method, StatusCode};
+use std::path::Path;
+use std::time::Duration;
+
+const SCALE: f64 = 0.01;
+const SEED: u64 = 11;
+
+/// The callers of the matrix: no header, a token nobody issued, and the
+/// cluster's tokens.
+const CALLERS: [&str; 5] = ["none", "wrong", "site-cy-a", "analyst", "operator"];
+
+/// One endpoint and the status each caller of [`CALLERS`] must get.
+struct Case {
+    method: Method,
+    path: String,
+    body: Option<Vec<u8>>,
+    expect: [u16; 5],
+}
+
+fn case(method: Method, path: impl Into<String>, expect: [u16; 5]) -> Case {
+    Case {
+        method,
+        path: path.into(),
+        body: None,
+        expect,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_gets_what_it_may_and_nothing_more() {
+    let mut c = Cluster::start("api-access").await.unwrap();
+    let synth = shared_synth(&[Study::Cytology], SCALE, SEED).await.unwrap();
+    let sites = synth.path().join("cytology");
+    // Another site's archive, uploaded with the cluster's own S3 keys.
+    let cy_c = submit_site(
+        &SubmitOptions::new(Study::Cytology, "cy-c", sites.join("cy-c")),
+        c.store.clone(),
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap()
+    .manifest;
+    c.start_coordinator(&[]).unwrap();
+
+    // A site submits through the coordinator with its token, no S3 keys.
+    let cy_a = submit_via_proxy(&c, "cy-a", &sites.join("cy-a"), "site-cy-a", "submit-cy-a")
+        .await
+        .unwrap();
+    let stored: Manifest = serde_json::from_slice(
+        &c.store
+            .get(&format!("archives/{}/manifest.json", cy_a.archive_id))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored.site, "cy-a");
+    let tiles = c
+        .store
+        .list(&format!("archives/{}/tiles/", cy_a.archive_id))
+        .await
+        .unwrap();
+    let listed: usize = stored.cases.iter().map(|k| k.tile_count()).sum();
+    assert!(
+        listed > 0 && tiles.len() == listed,
+        "every tile went through the proxy"
+    );
+
+    // …and is refused for another site, naming it, with nothing written.
+    let refused = submit_via_proxy(&c, "cy-b", &sites.join("cy-b"), "site-cy-a", "submit-cy-b")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains("\"cy-b\"") && refused.contains("403"),
+        "the refusal names the site: {refused}"
+    );
+    assert!(!refused.contains("panicked at"), "{refused}");
+    assert!(
+        c.store.list("archives/cy-b.").await.unwrap().is_empty(),
+        "nothing of cy-b was written"
+    );
+
+    // A finished run, so that result files can be read.
+    c.archives
+        .insert(Study::Cytology, vec![cy_a.clone(), cy_c.clone()]);
+    c.start_worker("worker-1", &[]).unwrap();
+    let run = c.create_run_with(Study::Cytology, 512).await.unwrap();
+    let run = c
+        .wait_finished(run.run_id, Duration::from_secs(240))
+        .await
+        .unwrap()
+        .run_id;
+
+    let (a, other) = (&cy_a.archive_id, &cy_c.archive_id);
+    let own_probe = "archives/cy-a.0000000000000000/probe.txt";
+    let other_probe = "archives/cy-c.0000000000000000/probe.txt";
+    let mut cases = vec![
+        case(Method::GET, "/runs", [401, 401, 403, 200, 200]),
+        case(
+            Method::GET,
+            format!("/runs/{run}"),
+            [401, 401, 403, 200, 200],
+        ),
+        case(
+            Method::GET,
+            format!("/runs/{run}/files/predictions.csv"),
+            [401, 401, 403, 200, 200],
+        ),
+        case(
+            Method::GET,
+            format!("/runs/{run}/files/run.json"),
+            [401, 401, 403, 200, 200],
+        ),
+        case(Method::GET, "/models", [401, 401, 200, 200, 200]),
+        case(Method::GET, "/archives", [401, 401, 200, 403, 200]),
+        case(
+            Method::GET,
+            format!("/archives/{a}"),
+            [401, 401, 200, 403, 200],
+        ),
+        case(
+            Method::GET,
+            format!("/archives/{other}"),
+            [401, 401, 403, 403, 200],
+        ),
+        case(
+            Method::GET,
+            "/store?prefix=archives/cy-a.",
+            [401, 401, 200, 403, 200],
+        ),
+        case(
+            Method::GET,
+            "/store?prefix=archives/cy-c.",
+            [401, 401, 403, 403, 200],
+        ),
+        case(
+            Method::GET,
+            "/store?prefix=archives/",
+            [401, 401, 403, 403, 200],
+        ),
+        case(Method::GET, "/store?prefix=", [401, 401, 403, 403, 200]),
+        case(
+            Method::GET,
+            format!("/store/archives/{a}/manifest.json"),
+            [401, 401, 200, 403, 200],
+        ),
+        case(
+            Method::HEAD,
+            format!("/store/archives/{a}/manifest.json"),
+            [401, 401, 200, 403, 200],
+        ),
+        case(
+            Method::GET,
+            format!("/store/archives/{other}/manifest.json"),
+            [401, 401, 403, 403, 200],
+        ),
+        case(
+            Method::GET,
+            format!("/store/runs/{run}/run.json"),
+            [401, 401, 403, 403, 200],
+        ),
+        case(
+            Method::GET,
+            "/store/models/cytology-origin/1.1.0/card.json",
+            [401, 401, 403, 403, 200],
+        ),
+        Case {
+            body: Some(b"probe".to_vec()),
+            ..case(
+                Method::PUT,
+                format!("/store/{own_probe}"),
+                [401, 401, 204, 403, 204],
+            )
+        },
+        Case {
+            body: Some(b"probe".to_vec()),
+            ..case(
+                Method::PUT,
+                format!("/store/{other_probe}"),
+                [401, 401, 403, 403, 204],
+            )
+        },
+        case(
+            Method::DELETE,
+            format!("/store/{own_probe}"),
+            [401, 401, 403, 403, 204],
+        ),
+        case(
+            Method::DELETE,
+            format!("/store/{other_probe}"),
+            [401, 401, 403, 403, 204],
+        ),
+    ];
+    // Creating runs comes last: the operator's creates one.
+    let request =
+        serde_json::json!({"archives": [a], "model": "cytology-origin", "job_tiles": 4096});
+    cases.push(Case {
+        body: Some(serde_json::to_vec(&request).unwrap()),
+        ..case(Method::POST, "/runs", [401, 401, 403, 403, 201])
+    });
+
+    let http = reqwest::Client::new();
+    let mut wrong = Vec::new();
+    for case in &cases {
+        for (caller, &want) in CALLERS.iter().zip(&case.expect) {
+            let mut request = http.request(case.method.clone(), format!("{}{}", c.api, case.path));
+            request = match *caller {
+                "none" => request,
+                "wrong" => request.bearer_auth("ndl_not-a-token-anyone-was-given"),
+                role => request.bearer_auth(&c.tokens[role]),
+            };
+            if let Some(body) = &case.body {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(body.clone());
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let challenge = response.headers().get("www-authenticate").cloned();
+            let text = response.text().await.unwrap_or_default();
+            if status != want {
+                wrong.push(format!(
+                    "{} {} as {caller}: {status}, expected {want}: {text}",
+                    case.method, case.path
+                ));
+            }
+            if status == 401 {
+                assert_eq!(
+                    challenge.as_ref().and_then(|v| v.to_str().ok()),
+                    Some("Bearer"),
+                    "{} {}: a 401 carries WWW-Authenticate: Bearer",
+                    case.method,
+                    case.path
+                );
+            }
+            if (status == 401 || status == 403) && case.method != Method::HEAD {
+                let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert!(
+                    body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "{text}"
+                );
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
+    // A malformed Authorization header is a 401 too.
+    let basic = http
+        .get(format!("{}/runs", c.api))
+        .header("authorization", "Basic b3BlcmF0b3I6cHc=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+
+    http_store_sorts_the_proxys_answers(&c, a).await;
+    nothing_secret_or_clinical_is_logged(&c, &[cy_a, cy_c]).await;
+}
+
+/// `nodal submit` of `dir` as `site` through the coordinator with the token
+/// of `role`: the stored manifest, or the process's output when it fails.
+async fn submit_via_proxy(
+    c: &Cluster,
+    site: &str,
+    dir: &Path,
+    role: &str,
+    name: &str,
+) -> Result<Manifest, String> {
+    let args: Vec<String> = vec![
+        "submit".into(),
+        "--study".into(),
+        "cytology".into(),
+        "--site".into(),
+        site.into(),
+        "--quiet".into(),
+        dir.display().to_string(),
+    ];
+    let env = vec![
+        ("NODAL_STORE".to_string(), c.api.clone()),
+        ("NODAL_TOKEN".to_string(), c.tokens[role].clone()),
+        ("NO_COLOR".to_string(), "1".to_string()),
+    ];
+    let mut process = NodalProcess::spawn(name, c.dir.path(), &args, &env).unwrap();
+    let status = process.wait_exit(Duration::from_secs(180)).unwrap();
+    let output = process.output();
+    if !status.success() {
+        return Err(output);
+    }
+    let ids: Vec<String> = c
+        .store
+        .list(&format!("archives/{site}."))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.key.strip_suffix("/manifest.json").map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 1, "one manifest of {site}: {ids:?}\n{output}");
+    let bytes = c
+        .store
+        .get(&format!("{}/manifest.json", ids[0]))
+        .await
+        .unwrap();
+    Ok(serde_json::from_slice(&bytes).unwrap())
+}
+
+/// The store client over the proxy: odd keys round-trip, and refusals,
+/// missing objects and bad tokens come back as the store's error kinds.
+async fn http_store_sorts_the_proxys_answers(c: &Cluster, archive: &str) {
+    let store_as = |role: Option<&str>| {
+        let mut config = HttpConfig::new(c.api.clone());
+        config.token = role.map(|r| c.tokens.get(r).cloned().unwrap_or_else(|| r.to_owned()));
+        config.max_attempts = 2;
+        config.retry_initial_backoff = Duration::from_millis(10);
+        HttpStore::connect(&config).unwrap()
+    };
+    let operator = store_as(Some("operator"));
+    let odd = "archives/cy-a.00000000000000aa/tiles/case 1/ü+%=@;,~!.bin";
+    operator
+        .put(odd, Bytes::from_static(b"\x00\x01odd"))
+        .await
+        .unwrap();
+    assert_eq!(&operator.get(odd).await.unwrap()[..], b"\x00\x01odd");
+    assert_eq!(operator.head(odd).await.unwrap().map(|m| m.size), Some(5));
+    let listed = operator
+        .list("archives/cy-a.00000000000000aa/")
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key, odd);
+    operator.delete(odd).await.unwrap();
+    operator.delete(odd).await.unwrap();
+    assert_eq!(operator.head(odd).await.unwrap(), None);
+    let missing = operator.get(odd).await.unwrap_err();
+    assert_eq!(missing.kind, StoreErrorKind::NotFound, "{missing}");
+
+    let site = store_as(Some("site-cy-a"));
+    assert!(
+        site.get(&format!("archives/{archive}/manifest.json"))
+            .await
+            .is_ok()
+    );
+    let denied = site.get("runs/x/run.json").await.unwrap_err();
+    assert_eq!(denied.kind, StoreErrorKind::Denied, "{denied}");
+    assert!(denied.to_string().contains("cy-a"), "{denied}");
+    let anonymous = store_as(None).list("archives/cy-a.").await.unwrap_err();
+    assert_eq!(anonymous.kind, StoreErrorKind::Denied, "{anonymous}");
+    let stranger = store_as(Some("ndl_unknown")).head(odd).await.unwrap_err();
+    assert_eq!(stranger.kind, StoreErrorKind::Denied, "{stranger}");
+    assert!(stranger.to_string().contains("401"), "{stranger}");
+}
+
+/// No process printed a token; no log line or metrics label holds a
+/// clinical field value of the submitted cases.
+async fn nothing_secret_or_clinical_is_logged(c: &Cluster, manifests: &[Manifest]) {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    for entry in std::fs::read_dir(c.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            texts.push((name, std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    assert!(
+        texts.iter().any(|(n, _)| n.starts_with("coordinator"))
+            && texts.iter().any(|(n, _)| n.starts_with("submit")),
+        "the logs were found: {:?}",
+        texts.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    texts.push((
+        "coordinator /metrics".into(),
+        c.coordinator_metrics().await.unwrap(),
+    ));
+    for (name, text) in &texts {
+        for (role, token) in &c.tokens {
+            assert!(
+                !text.contains(token.as_str()),
+                "{name} shows the {role} token"
+            );
+        }
+        assert!(
+            !text.contains("ndl_not-a-token"),
+            "{name} shows a presented token"
+        );
+    }
+    let clinical: Vec<&str> = manifests
+        .iter()
+        .flat_map(|m| &m.cases)
+        .flat_map(|k| {
+            [
+                "pathological_diagnosis",
+                "clinical_diagnosis",
+                "lesion_site",
+                "puncture_date",
+            ]
+            .into_iter()
+            .filter_map(|field| k.clinical.get(field))
+        })
+        .map(String::as_str)
+        .filter(|v| v.len() >= 8)
+        .collect();
+    assert!(
+        clinical.len() > 20,
+        "clinical values to look for: {clinical:?}"
+    );
+    for (name, text) in &texts {
+        for value in &clinical {
+            assert!(
+                !text.contains(value),
+                "{name} shows the clinical value {value:?}"
+            );
+        }
+    }
+}

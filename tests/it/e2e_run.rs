@@ -1,0 +1,175 @@
+//! The distributed run end to end on real components: synth (scale 0.02) →
+//! submit all eight sites to s3s-fs → a `nodal coordinator` process and two
+//! `nodal worker` processes over RabbitMQ → one run per study. Every
+//! submitted case appears exactly once in predictions.csv or failures.csv;
+//! the validation-split AUC agrees with the model card's held-out figure;
+//! running the same run again gives a byte-identical predictions.csv. One
+//! worker runs two pipelines (`--pipelines 2`), and both answer jobs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::cluster::{Cluster, assert_every_case_once, card_path, read_json};
+use nodal_testkit::NodalProcess;
+use nodal_types::study::Study;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
+    let mut c = Cluster::start("e2e-run").await.unwrap();
+    c.submit_synthetic(0.02, 42).await.unwrap();
+    c.start_coordinator(&[]).unwrap();
+    c.start_worker("worker-1", &[]).unwrap();
+    // worker-2 runs two pipelines in one process (one per core on CPU).
+    c.start_worker("worker-2", &["--pipelines", "2"]).unwrap();
+
+    let mut seen_workers = BTreeSet::new();
+    for study in Study::ALL {
+        let created = c.create_run(study).await.unwrap();
+        assert!(
+            created.jobs_total > 1,
+            "{study}: the run is sharded into jobs"
+        );
+        let done = c.wait_finished(created.run_id, RUN_TIMEOUT).await.unwrap();
+        assert_eq!(done.jobs_failed, 0, "{study}: no job failed\n{}", c.logs());
+        assert_eq!(
+            done.tiles_done as usize, done.tiles_total,
+            "{study}: every tile has an output"
+        );
+
+        let predictions = c.result_file(done.run_id, "predictions.csv").await.unwrap();
+        let failures = c.result_file(done.run_id, "failures.csv").await.unwrap();
+        let (predicted, failed) =
+            assert_every_case_once(&c.archives[&study], &predictions, &failures);
+        assert!(
+            predicted > failed * 5,
+            "{study}: most cases are predicted ({predicted} vs {failed})"
+        );
+
+        let run_json: serde_json::Value =
+            serde_json::from_str(&c.result_file(done.run_id, "run.json").await.unwrap()).unwrap();
+        let workers: BTreeSet<String> = run_json["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            workers.contains("worker-1") && workers.iter().any(|w| w.starts_with("worker-2-p")),
+            "{study}: both workers contributed: {workers:?}"
+        );
+        seen_workers.extend(workers);
+        assert_eq!(run_json["archives"].as_array().unwrap().len(), 4);
+
+        // The validation split's discrimination agrees with the model card.
+        let metrics: serde_json::Value = serde_json::from_str(
+            &c.result_file(done.run_id, "validation/metrics.json")
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let card = read_json(&card_path(study.default_model()));
+        match study {
+            Study::Ultrasound => {
+                let card_auc = card["held_out"]["auc"].as_f64().unwrap();
+                let (low, high) = (
+                    metrics["auc"]["ci_low"].as_f64().unwrap(),
+                    metrics["auc"]["ci_high"].as_f64().unwrap(),
+                );
+                assert!(
+                    low - 0.05 <= card_auc && card_auc <= high + 0.05,
+                    "ultrasound: card AUC {card_auc} outside the run's interval {low}–{high}"
+                );
+            }
+            Study::Cytology => {
+                let card_auc = card["held_out"]["macro_auc"].as_f64().unwrap();
+                let run_auc = metrics["macro_auc"].as_f64().unwrap();
+                assert!(
+                    (run_auc - card_auc).abs() < 0.08,
+                    "cytology: macro AUC {run_auc} vs card {card_auc}"
+                );
+            }
+        }
+        assert!(
+            c.result_file(done.run_id, "report.html")
+                .await
+                .unwrap()
+                .contains("<svg")
+        );
+
+        // The analyst's command-line tools see the same run.
+        let out = c.dir.path().join(format!("results-{study}"));
+        let env = vec![
+            ("NODAL_COORDINATOR".to_string(), c.api.clone()),
+            ("NODAL_TOKEN".to_string(), c.tokens["analyst"].clone()),
+        ];
+        let run = done.run_id.to_string();
+        let status_args = ["status".to_string(), run.clone(), "--json".into()];
+        let mut status =
+            NodalProcess::spawn(&format!("status-{study}"), c.dir.path(), &status_args, &env)
+                .unwrap();
+        assert!(
+            status.wait_exit(Duration::from_secs(30)).unwrap().success(),
+            "{}",
+            status.output()
+        );
+        let text = status.output();
+        let json: String = text
+            .lines()
+            .skip_while(|l| *l != "{")
+            .collect::<Vec<_>>()
+            .join("\n");
+        let shown: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(shown["state"], "finished");
+        assert_eq!(shown["tiles_done"].as_u64(), Some(done.tiles_done));
+        let args = [
+            "results".to_string(),
+            run,
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        let mut results =
+            NodalProcess::spawn(&format!("results-{study}"), c.dir.path(), &args, &env).unwrap();
+        assert!(
+            results
+                .wait_exit(Duration::from_secs(30))
+                .unwrap()
+                .success(),
+            "{}",
+            results.output()
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("predictions.csv")).unwrap(),
+            predictions
+        );
+        for name in [
+            "failures.csv",
+            "metrics.json",
+            "report.html",
+            "run.json",
+            "validation/metrics.json",
+        ] {
+            assert!(out.join(name).is_file(), "nodal results wrote {name}");
+        }
+
+        // The same run again gives the same predictions, byte for byte.
+        let again = c.create_run(study).await.unwrap();
+        let again = c.wait_finished(again.run_id, RUN_TIMEOUT).await.unwrap();
+        let predictions_again = c
+            .result_file(again.run_id, "predictions.csv")
+            .await
+            .unwrap();
+        assert!(
+            predictions == predictions_again,
+            "{study}: a second run must give identical predictions.csv"
+        );
+    }
+
+    assert_eq!(
+        seen_workers,
+        BTreeSet::from(["worker-1", "worker-2-p0", "worker-2-p1"].map(String::from)),
+        "every worker and both pipelines of worker-2 answered jobs"
+    );
+}

@@ -1,0 +1,265 @@
+//! Fault injection on the broker: real `nodal coordinator` and `nodal
+//! worker` processes over RabbitMQ (queues and connection name unique to
+//! each test) and an s3s-fs server, the synthetic cytology study at scale
+//! 0.01 (100 cases, about 1,250 tiles) in jobs of 16 tiles, workers paced so
+//! that a run lasts long enough to break in the middle.
+//!
+//! - every RabbitMQ connection of the test closed by the broker, twice in
+//!   one run (`rabbitmqctl close_connection` on the test's own connection
+//!   name, never on other tests'): workers and coordinator reconnect and the
+//!   run completes;
+//! - poison messages (garbage bytes, an unknown envelope version, a result
+//!   on the jobs queue, a job naming a missing archive, garbage on the
+//!   results queue) go to the dead-letter queue, each counted under its
+//!   reason in the worker's or the coordinator's metrics, while a run
+//!   completes.
+//!
+//! Each run's predictions.csv is compared byte for byte with a clean run of
+//! the same archives on the same cluster, and every submitted case must
+//! appear exactly once in predictions.csv or failures.csv.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::cluster::{Cluster, FAULT_JOB_TILES, PACE_MS, check_identical, paced_worker};
+use bytes::Bytes;
+use nodal_common::broker::{Broker, RabbitBroker};
+use nodal_testkit::{close_connections, prom};
+use nodal_types::study::Study;
+use nodal_types::wire::{self, Job, JobCase, JobResult, Message, StageTimings, WIRE_VERSION};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const SCALE: f64 = 0.01;
+const SEED: u64 = 42;
+const STUDY: Study = Study::Cytology;
+/// Bound on any one run: proves "no hang", nothing more.
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+/// Bound on seeing some progress before or after a fault.
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A cluster with the shared cytology archives submitted, a coordinator and
+/// two paced workers.
+async fn cluster(test: &str) -> Cluster {
+    let t = Instant::now();
+    nodal_testkit::nodal_binary().unwrap();
+    let mut c = Cluster::start(test).await.unwrap();
+    c.submit_shared_synthetic(&[STUDY], SCALE, SEED)
+        .await
+        .unwrap();
+    c.start_coordinator(&[]).unwrap();
+    c.start_worker("worker-1", &paced_worker(PACE_MS)).unwrap();
+    c.start_worker("worker-2", &paced_worker(PACE_MS)).unwrap();
+    eprintln!("{test}: cluster up in {:.1} s", t.elapsed().as_secs_f64());
+    c
+}
+
+/// Close every connection of the test's processes, as RabbitMQ does when
+/// a network link drops; returns how many there were.
+async fn close_all(c: &Cluster) -> usize {
+    let name = c.queues.connection_name.clone();
+    tokio::task::spawn_blocking(move || close_connections(&name))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_broker_connections_are_reopened_and_the_run_completes() {
+    let started = Instant::now();
+    let mut c = cluster("fault-broker-close").await;
+    let clean = c.clean_predictions(STUDY, RUN_TIMEOUT).await.unwrap();
+
+    let run = c.create_run_with(STUDY, FAULT_JOB_TILES).await.unwrap();
+    let mut closed = Vec::new();
+    for share in [4, 2] {
+        let before = c
+            .wait_jobs_done(run.run_id, run.jobs_total / share, PROGRESS_TIMEOUT)
+            .await
+            .unwrap();
+        let n = close_all(&c).await;
+        // One or more per process: the coordinator and both workers.
+        assert!(
+            n >= 3,
+            "the coordinator's and both workers' connections were open ({n})"
+        );
+        closed.push((before.jobs_done, n));
+    }
+    let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
+    check_identical(&c, STUDY, &done, &clean, "broker connections closed").await;
+    for process in c.workers.values_mut().chain(c.coordinator.iter_mut()) {
+        assert!(
+            process.is_running(),
+            "{} survived the lost connections",
+            process.name
+        );
+    }
+    eprintln!(
+        "broker connections closed at (jobs done, connections) {closed:?} of {} jobs; {:.1} s",
+        run.jobs_total,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// A job for an archive no one submitted, otherwise well formed.
+async fn job_for_missing_archive(c: &Cluster) -> Job {
+    let model = nodal_coordinator::models::resolve_model(c.store.as_ref(), STUDY.default_model())
+        .await
+        .unwrap();
+    let archive_id = "cy-nowhere.00000000deadbeef".to_string();
+    Job {
+        run_id: Uuid::new_v4(),
+        job_id: Uuid::new_v4(),
+        index: 0,
+        model: model.reference,
+        archive_id: archive_id.clone(),
+        cases: vec![JobCase {
+            case_id: "cy-nowhere-00001".into(),
+            part: 0,
+            tiles: vec![format!(
+                "archives/{archive_id}/tiles/cy-nowhere-00001/0-0-0.jpg"
+            )],
+            report: None,
+        }],
+        traceparent: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_dead_lettered_and_counted_while_a_run_completes() {
+    let started = Instant::now();
+    let mut c = cluster("fault-poison").await;
+    let clean = c.clean_predictions(STUDY, RUN_TIMEOUT).await.unwrap();
+
+    let run = c.create_run_with(STUDY, FAULT_JOB_TILES).await.unwrap();
+    let broker = RabbitBroker::connect(&c.queues.rabbit_config(5))
+        .await
+        .unwrap();
+    let names = c.queues.names.clone();
+    let mut unknown_version =
+        wire::encode(&Message::Job(job_for_missing_archive(&c).await)).unwrap();
+    unknown_version[4..6].copy_from_slice(&(WIRE_VERSION + 1).to_le_bytes());
+    let stray_result = JobResult {
+        run_id: run.run_id,
+        job_id: Uuid::new_v4(),
+        worker: "nobody".into(),
+        cases: vec![],
+        tile_failures: vec![],
+        timings: StageTimings::default(),
+    };
+    let poison: Vec<(&str, &str, Vec<u8>)> = vec![
+        (
+            "jobs",
+            "undecodable",
+            b"\x00\xffnot a nodal message".to_vec(),
+        ),
+        ("jobs", "unknown_version", unknown_version),
+        (
+            "jobs",
+            "wrong_kind",
+            wire::encode(&Message::Result(stray_result)).unwrap(),
+        ),
+        (
+            "jobs",
+            "missing_archive",
+            wire::encode(&Message::Job(job_for_missing_archive(&c).await)).unwrap(),
+        ),
+        ("results", "undecodable", b"NDL1 but nothing after".to_vec()),
+    ];
+    c.wait_jobs_done(run.run_id, run.jobs_total / 4, PROGRESS_TIMEOUT)
+        .await
+        .unwrap();
+    for (queue, _, body) in &poison {
+        let queue = if *queue == "jobs" {
+            &names.jobs
+        } else {
+            &names.results
+        };
+        broker
+            .publish(queue, Bytes::from(body.clone()))
+            .await
+            .unwrap();
+    }
+
+    let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
+    check_identical(&c, STUDY, &done, &clean, "poison messages").await;
+
+    // Every poison message reaches the dead-letter queue, and nothing else.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while broker.depth(&names.dead).await.unwrap() < poison.len() as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} poison messages dead-lettered\n{}",
+            broker.depth(&names.dead).await.unwrap(),
+            poison.len(),
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut dead = Vec::new();
+    let mut sub = broker.subscribe(&names.dead, 0).await.unwrap();
+    while dead.len() < poison.len() {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("dead letters arrive")
+            .expect("the dead queue is open");
+        dead.push(delivery.body.to_vec());
+        delivery.acker.ack().await.unwrap();
+    }
+    drop(sub);
+    let mut sent: Vec<Vec<u8>> = poison.iter().map(|(_, _, b)| b.clone()).collect();
+    sent.sort();
+    dead.sort();
+    assert!(
+        dead == sent,
+        "the dead-letter queue holds exactly the poison"
+    );
+    assert_eq!(broker.depth(&names.dead).await.unwrap(), 0);
+
+    // Counted under their reasons: the jobs' by the workers, the result's by
+    // the coordinator.
+    let mut worker_counts: BTreeMap<String, f64> = BTreeMap::new();
+    let names_of_workers: Vec<String> = c.workers.keys().cloned().collect();
+    for name in names_of_workers {
+        let url = c.worker_metrics_url(&name).unwrap();
+        let text = c.scrape(&url).await.unwrap();
+        for reason in [
+            "undecodable",
+            "unknown_version",
+            "wrong_kind",
+            "missing_archive",
+        ] {
+            *worker_counts.entry(reason.into()).or_default() += prom::sample(
+                &text,
+                "nodal_worker_dead_lettered_total",
+                &[("reason", reason)],
+            )
+            .unwrap_or(0.0);
+        }
+    }
+    for (queue, reason, _) in &poison {
+        if *queue == "jobs" {
+            assert_eq!(
+                worker_counts[*reason], 1.0,
+                "workers count one {reason} dead letter: {worker_counts:?}"
+            );
+        }
+    }
+    let text = c.coordinator_metrics().await.unwrap();
+    let coordinator_undecodable = prom::sample(
+        &text,
+        "nodal_coordinator_dead_lettered_total",
+        &[("reason", "undecodable")],
+    );
+    assert_eq!(
+        coordinator_undecodable,
+        Some(1.0),
+        "the coordinator counts the undecodable result"
+    );
+    eprintln!(
+        "poison: {} messages dead-lettered; workers {worker_counts:?}, coordinator undecodable {coordinator_undecodable:?}; {:.1} s",
+        poison.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(broker);
+}

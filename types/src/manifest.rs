@@ -1,0 +1,287 @@
+//! The archive manifest: what `nodal submit` uploads beside the tiles, and
+//! what the coordinator plans runs from.
+//!
+//! Stored at `archives/<archive_id>/manifest.json` ([`crate::layout::manifest_key`]).
+
+use crate::study::{Split, Study};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the manifest layout; bumped on any incompatible change.
+pub const MANIFEST_SCHEMA_VERSION: u32 = 2;
+
+/// One submitted site archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_SCHEMA_VERSION`] at the time of writing.
+    pub schema_version: u32,
+    /// Deterministic id: the same folder submitted twice gets the same id.
+    pub archive_id: String,
+    /// The study the archive belongs to.
+    pub study: Study,
+    /// The submitting centre.
+    pub site: String,
+    /// nodal version that wrote the manifest.
+    pub nodal_version: String,
+    /// How images were cut into tiles.
+    pub tiling: TileSpec,
+    /// The QC thresholds in force when the archive was submitted.
+    pub qc_thresholds: QcThresholds,
+    /// How the case table was read (absent in manifests written before
+    /// nodal read xlsx and other encodings: those were UTF-8 `cases.csv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases_table: Option<CasesTable>,
+    /// Every source file read, with its hash (cases.csv, images, reports).
+    pub source_files: Vec<SourceFile>,
+    /// Every case of `cases.csv`, eligible or not, in file order.
+    pub cases: Vec<Case>,
+}
+
+impl Manifest {
+    /// Cases that are eligible and have at least one tile to run on.
+    pub fn runnable_cases(&self) -> impl Iterator<Item = &Case> {
+        self.cases
+            .iter()
+            .filter(|c| c.eligibility.is_eligible() && c.tile_count() > 0)
+    }
+}
+
+/// How images were cut into tiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileSpec {
+    /// Tile edge in pixels (tiles are square).
+    pub size: u32,
+    /// Grid tiling or whole-image resize.
+    pub mode: TileMode,
+    /// Encoding of the stored tiles.
+    pub format: TileFormat,
+    /// The JPEG codec and settings the tiles were encoded with; a model
+    /// card names the codec its figures were validated on, and runs
+    /// refuse archives whose codec differs.
+    pub codec: TileCodec,
+}
+
+/// A JPEG codec and its settings, as archives and model cards record them:
+/// the same pixels through the same codec give the same tile, bit for bit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TileCodec {
+    /// Codec library, e.g. `libjpeg-turbo`.
+    pub library: String,
+    /// The library's version, e.g. `3.1.0`.
+    pub version: String,
+    /// Forward and inverse DCT method, e.g. `islow` (accurate integer).
+    pub dct: String,
+    /// Chroma upsampling on decode, e.g. `fancy` (libjpeg's triangle filter).
+    pub upsampling: String,
+    /// JPEG quality, 1–100.
+    pub quality: u8,
+    /// Chroma subsampling, e.g. `4:2:0`.
+    pub subsampling: String,
+}
+
+impl std::fmt::Display for TileCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} (DCT {}, upsampling {}, quality {}, {})",
+            self.library, self.version, self.dct, self.upsampling, self.quality, self.subsampling
+        )
+    }
+}
+
+/// How an image becomes tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TileMode {
+    /// Non-overlapping grid of `size`×`size` tiles; background tiles skipped.
+    Grid,
+    /// The whole image resized to `size`×`size`: one tile per image.
+    Whole,
+}
+
+/// Encoding of a stored tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TileFormat {
+    /// Baseline JPEG.
+    Jpeg,
+    /// Lossless PNG.
+    Png,
+}
+
+/// QC thresholds an image is judged by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QcThresholds {
+    /// Below this fraction of tissue/ink pixels an image is blank.
+    pub min_coverage: f64,
+    /// Below this variance of the Laplacian an image is out of focus.
+    pub min_laplacian_var: f64,
+    /// Above this fraction of artefact pixels an image is rejected.
+    pub max_artefact_fraction: f64,
+}
+
+/// How the site's case table was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CasesTable {
+    /// `cases.csv` or `cases.xlsx`.
+    pub file: String,
+    /// For CSV: the text encoding it was decoded from (`UTF-8`, `gb18030`,
+    /// `GBK`, `UTF-16LE`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// For CSV: the field delimiter (`,`, `;` or `tab`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// For xlsx: the sheet read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+}
+
+/// A file of the site folder, as read at submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// Path relative to the site folder.
+    pub path: String,
+    /// Hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// One patient/case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    /// Case id, unique within the archive.
+    pub case_id: String,
+    /// Training or held-out case.
+    pub split: Split,
+    /// Ground truth: a class name (multi-class) or `0`/`1` (binary); `None` = unknown.
+    pub label: Option<String>,
+    /// Pathological stage, when the study records one.
+    pub stage: Option<String>,
+    /// Every other `cases.csv` field, as text, by column name (missing = absent).
+    pub clinical: BTreeMap<String, String>,
+    /// Human readers' calls by reader name (the column name without `reader_`).
+    pub readers: BTreeMap<String, String>,
+    /// Structured report features (ultrasound), by field name.
+    pub report: Option<BTreeMap<String, ReportValue>>,
+    /// Whether the case meets the study's criteria.
+    pub eligibility: Eligibility,
+    /// The case's images with their QC verdicts and tiles.
+    pub images: Vec<ImageEntry>,
+}
+
+impl Case {
+    /// Number of tiles over all images that passed QC.
+    pub fn tile_count(&self) -> usize {
+        self.images
+            .iter()
+            .filter(|i| i.qc.passed)
+            .map(|i| i.tiles.len())
+            .sum()
+    }
+}
+
+/// A value of a structured report field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReportValue {
+    /// A measurement.
+    Number(f64),
+    /// A category level.
+    Text(String),
+}
+
+/// The eligibility verdict of a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum Eligibility {
+    /// The case meets every criterion.
+    Eligible,
+    /// The case fails `criterion` (e.g. `age_out_of_range`).
+    Excluded {
+        /// The first criterion the case failed.
+        criterion: String,
+    },
+}
+
+impl Eligibility {
+    /// True when the case meets every criterion.
+    pub fn is_eligible(&self) -> bool {
+        matches!(self, Eligibility::Eligible)
+    }
+}
+
+/// One source image of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageEntry {
+    /// Path relative to the site folder.
+    pub path: String,
+    /// Hex SHA-256 of the image file.
+    pub sha256: String,
+    /// Width in pixels, as displayed (the EXIF orientation applied).
+    pub width: u32,
+    /// Height in pixels, as displayed.
+    pub height: u32,
+    /// The EXIF orientation tag applied before QC and tiling (1–8; 1: the
+    /// pixels as stored). Tile positions are in the turned image.
+    #[serde(default = "no_orientation")]
+    pub orientation: u8,
+    /// The QC verdict with the measured values.
+    pub qc: QcVerdict,
+    /// The tiles cut from the image (empty when QC failed).
+    pub tiles: Vec<TileRef>,
+}
+
+fn no_orientation() -> u8 {
+    1
+}
+
+/// Image QC verdict with the measured values it was based on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QcVerdict {
+    /// True when the image is kept.
+    pub passed: bool,
+    /// Why the image was excluded, if it was.
+    pub reason: Option<QcReason>,
+    /// Fraction of tissue/ink pixels.
+    pub coverage: f64,
+    /// Variance of the Laplacian of the grey image (focus).
+    pub laplacian_var: f64,
+    /// Fraction of pixels classed as artefact.
+    pub artefact_fraction: f64,
+}
+
+/// Why image QC excluded an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QcReason {
+    /// Too little tissue or signal.
+    Blank,
+    /// Out of focus.
+    Blur,
+    /// Heavy artefacts (ink, bubbles, folds, debris).
+    Artefact,
+}
+
+impl QcReason {
+    /// The lowercase name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QcReason::Blank => "blank",
+            QcReason::Blur => "blur",
+            QcReason::Artefact => "artefact",
+        }
+    }
+}
+
+/// One stored tile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TileRef {
+    /// Object key, relative to the store root (`archives/<id>/tiles/...`).
+    pub key: String,
+    /// Left edge in the source image, pixels.
+    pub x: u32,
+    /// Top edge in the source image, pixels.
+    pub y: u32,
+}
