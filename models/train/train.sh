@@ -28,7 +28,7 @@ fi
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
 
 cd "$root"
-cargo build --release -q -p nodal-coordinator --bin nodal
+cargo build --release -q -p nodal --bin nodal
 nodal="$root/target/release/nodal"
 if [ -z "$only" ] || [ "$only" = cytology-origin ]; then
   rm -rf "$data/cy"

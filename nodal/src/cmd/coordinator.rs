@@ -2,7 +2,6 @@
 //! serves the HTTP API.
 
 use crate::args::{BrokerArgs, StoreArgs};
-use anyhow::Context;
 use clap::Args;
 use nodal_coordinator::CoordinatorConfig;
 use nodal_coordinator::api::Access;
@@ -116,19 +115,8 @@ pub async fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
 /// Serve until `shutdown` is cancelled.
 pub async fn serve(args: CoordinatorArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = CoordinatorConfig::try_from(&args)?;
-    let store = args
-        .store
-        .open()
-        .await
-        .context("opening the object store")?;
-    let broker = args
-        .broker
-        .connect()
-        .await
-        .context("connecting to the broker")?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let (store, broker, listener) =
+        super::service_io(&args.store, &args.broker, args.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "coordinator listening");
     println!("coordinator listening on http://{addr}");

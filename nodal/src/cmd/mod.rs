@@ -10,3 +10,25 @@ pub mod submit;
 pub mod synth;
 pub mod token;
 pub mod worker;
+
+use crate::args::{BrokerArgs, StoreArgs};
+use anyhow::Context;
+use nodal_common::broker::SharedBroker;
+use nodal_common::store::SharedStore;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// What a service subcommand runs on: its store, its broker, and its
+/// listener bound to `listen`; an error names which could not be had.
+pub(crate) async fn service_io(
+    store: &StoreArgs,
+    broker: &BrokerArgs,
+    listen: SocketAddr,
+) -> anyhow::Result<(SharedStore, SharedBroker, TcpListener)> {
+    let store = store.open().await.context("opening the object store")?;
+    let broker = broker.connect().await.context("connecting to the broker")?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    Ok((store, broker, listener))
+}

@@ -3,7 +3,6 @@
 //! SIGTERM or SIGINT stops taking jobs and drains within the grace period.
 
 use crate::args::{BrokerArgs, PipelineArgs, RuntimeArgs, StoreArgs};
-use anyhow::Context;
 use clap::Args;
 use nodal_worker::config::{DEFAULT_GRACE_PERIOD, pipeline_configs};
 use nodal_worker::{Runtime, WorkerConfig};
@@ -97,19 +96,8 @@ pub async fn serve(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Res
     tracing::info!(worker_id = %configs[0].worker_id, pipelines = configs.len(), store = ?args.store, broker = ?args.broker, device = ?args.runtime.device, "starting worker");
     let runtime = Runtime::init(args.runtime.config(configs.len()))?;
     tracing::info!(library = %runtime.dylib().display(), "ONNX Runtime loaded");
-    let store = args
-        .store
-        .open()
-        .await
-        .context("opening the object store")?;
-    let broker = args
-        .broker
-        .connect()
-        .await
-        .context("connecting to the broker")?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let (store, broker, listener) =
+        super::service_io(&args.store, &args.broker, args.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "worker endpoints listening (/metrics, /healthz, /readyz)");
     println!("worker endpoints on http://{addr}");
