@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod leadership;
 pub mod metrics;
 pub mod models;
 pub mod onnx_check;

@@ -1,7 +1,7 @@
 //! The coordinator's Prometheus metrics (prefix `nodal_coordinator_`).
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Metrics of one coordinator, registered in a caller-supplied registry.
@@ -21,6 +21,8 @@ pub struct CoordinatorMetrics {
     pub tiles_done: IntCounter,
     /// Runs by state.
     pub runs: IntGaugeVec,
+    /// 1 while this coordinator holds the lease and drives runs, else 0.
+    pub leader: IntGauge,
     /// Time to write a run's result files.
     pub finalize_seconds: Histogram,
 }
@@ -66,6 +68,10 @@ impl CoordinatorMetrics {
                 ),
                 &["state"],
             )?,
+            leader: IntGauge::new(
+                "nodal_coordinator_leader",
+                "1 while this coordinator holds the lease and drives runs; 0 while it stands by.",
+            )?,
             finalize_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "nodal_coordinator_finalize_seconds",
@@ -75,6 +81,7 @@ impl CoordinatorMetrics {
             )?,
         };
         registry.register(Box::new(m.results.clone()))?;
+        registry.register(Box::new(m.leader.clone()))?;
         registry.register(Box::new(m.dead_lettered.clone()))?;
         registry.register(Box::new(m.jobs_published.clone()))?;
         registry.register(Box::new(m.jobs_republished.clone()))?;

@@ -1,9 +1,10 @@
-//! The coordinator as a service: publish the models, start the engine over
-//! a store and a broker, and serve the API on a bound listener until told
-//! to stop.
+//! The coordinator as a service: publish the models, serve the API on a
+//! bound listener, and drive runs whenever this process holds the
+//! coordinator lease (see [`crate::leadership`]) until told to stop.
 
 use crate::api::store_proxy::ProxyConfig;
 use crate::api::{Access, ApiState, router};
+use crate::leadership::{self, Fence, FenceError, LeaseConfig};
 use crate::metrics::CoordinatorMetrics;
 use crate::models::{ModelError, publish_models, publish_shipped_models};
 use crate::run::engine::{Engine, EngineConfig, EngineError};
@@ -11,7 +12,9 @@ use nodal_common::broker::SharedBroker;
 use nodal_common::store::SharedStore;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 /// Everything the coordinator service is configured with.
 #[derive(Debug, Clone)]
@@ -25,6 +28,10 @@ pub struct CoordinatorConfig {
     /// A folder of extra model folders to publish at start (the built-in
     /// models are always published).
     pub models_dir: Option<PathBuf>,
+    /// How the coordinator lease is sought and watched.
+    pub lease: LeaseConfig,
+    /// This coordinator's name in the lease record and logs.
+    pub name: String,
 }
 
 /// Why the coordinator could not start or stopped with an error.
@@ -48,6 +55,9 @@ pub enum ServeError {
     /// The engine could not start (the store could not be read).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The fencing epoch could not be raised on taking the lease.
+    #[error("taking the coordinator lease: {0}")]
+    Fence(#[from] FenceError),
     /// The HTTP server failed.
     #[error("serving the API: {0}")]
     Http(#[from] std::io::Error),
@@ -81,17 +91,72 @@ pub async fn serve(
     }
     let registry = prometheus::Registry::new();
     let metrics = CoordinatorMetrics::register(&registry)?;
-    let engine = Engine::start(store, broker, config.engine, metrics, shutdown.clone()).await?;
+    let (leading, engine) = watch::channel(None);
     let app = router(ApiState {
-        engine: engine.clone(),
-        access: config.access,
+        engine,
+        store: store.clone(),
+        access: config.access.clone(),
         registry,
         proxy: config.proxy,
     });
     let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    let led = lead(&config, store, broker, metrics, &leading, &shutdown).await;
+    // Stop serving whatever ended the leading (a failure or shutdown).
+    shutdown.cancel();
+    let served = server.await;
+    led?;
+    match served {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(ServeError::Http(std::io::Error::other(e))),
+    }
+}
+
+/// Take the lease, drive runs while it holds, stand by again when it is
+/// lost; until `shutdown`. The engine is published on `leading` while it
+/// runs.
+async fn lead(
+    config: &CoordinatorConfig,
+    store: SharedStore,
+    broker: SharedBroker,
+    metrics: CoordinatorMetrics,
+    leading: &watch::Sender<Option<Engine>>,
+    shutdown: &CancellationToken,
+) -> Result<(), ServeError> {
+    while let Some(lease) = leadership::acquire(broker.as_ref(), config.lease, shutdown).await {
+        let fence = Fence::take(store.clone(), &config.name).await?;
+        let stop_engine = shutdown.child_token();
+        let engine = Engine::start(
+            store.clone(),
+            broker.clone(),
+            config.engine.clone(),
+            metrics.clone(),
+            fence,
+            stop_engine.clone(),
+        )
         .await?;
-    engine.stopped().await;
+        leading.send_replace(Some(engine.clone()));
+        metrics.leader.set(1);
+        info!(name = %config.name, "leading: driving runs");
+        let lost = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            e = leadership::lost(lease.as_ref(), config.lease) => Some(e),
+        };
+        leading.send_replace(None);
+        metrics.leader.set(0);
+        stop_engine.cancel();
+        engine.stopped().await;
+        drop(lease);
+        match lost {
+            Some(e) => {
+                warn!(error = %e, "lost the coordinator lease; stopped driving runs, standing by")
+            }
+            None => break,
+        }
+    }
     Ok(())
 }

@@ -137,22 +137,27 @@ pub fn close_connections(connection_name: &str) -> anyhow::Result<usize> {
         );
     }
     let quoted = format!("\"{connection_name}\"");
-    let mut closed = 0;
-    for line in String::from_utf8_lossy(&listed.stdout).lines() {
-        if !line.contains(&quoted) {
-            continue;
-        }
-        let Some(pid) = line.split_whitespace().next() else {
-            continue;
-        };
-        let status = Command::new("rabbitmqctl")
-            .args(["-q", "close_connection", pid, "closed by a nodal test"])
-            .status()
-            .context("running rabbitmqctl close_connection")?;
+    let pids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|line| line.contains(&quoted))
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect();
+    // Closed together, as one lost link would drop them: one rabbitmqctl
+    // after another takes seconds on a loaded machine.
+    let closing = pids
+        .iter()
+        .map(|pid| {
+            Command::new("rabbitmqctl")
+                .args(["-q", "close_connection", pid, "closed by a nodal test"])
+                .spawn()
+                .context("running rabbitmqctl close_connection")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (pid, mut child) in pids.iter().zip(closing) {
+        let status = child.wait().context("waiting for rabbitmqctl")?;
         if !status.success() {
             bail!("rabbitmqctl close_connection {pid} failed ({status})");
         }
-        closed += 1;
     }
-    Ok(closed)
+    Ok(pids.len())
 }

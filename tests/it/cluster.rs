@@ -96,10 +96,13 @@ pub struct Cluster {
     pub store: SharedStore,
     /// Tokens by role name: `operator`, `analyst`, `site-cy-a`, `site-us-a`.
     pub tokens: BTreeMap<String, String>,
-    /// The coordinator process, once started.
+    /// The coordinator process (the leader, where there are several), once
+    /// started.
     pub coordinator: Option<NodalProcess>,
     /// The coordinator's base URL, once started.
     pub api: String,
+    /// Other coordinator processes, standing by, with their base URLs.
+    pub standby: Vec<(NodalProcess, String)>,
     /// Worker processes by name.
     pub workers: BTreeMap<String, NodalProcess>,
     /// Archives submitted, by study.
@@ -114,6 +117,7 @@ impl Drop for Cluster {
         // Processes go before the queues (and the S3 server) they use.
         self.workers.clear();
         self.coordinator = None;
+        self.standby.clear();
     }
 }
 
@@ -157,6 +161,7 @@ impl Cluster {
             tokens,
             coordinator: None,
             api: String::new(),
+            standby: Vec::new(),
             workers: BTreeMap::new(),
             archives: BTreeMap::new(),
             synth: None,
@@ -257,8 +262,71 @@ impl Cluster {
             .collect()
     }
 
-    /// Start (or restart) the coordinator; extra flags are appended.
+    /// Start (or restart) the coordinator and wait until it leads; extra
+    /// flags are appended.
     pub fn start_coordinator(&mut self, extra: &[&str]) -> anyhow::Result<()> {
+        let mut process = self.spawn_coordinator(extra)?;
+        self.api = listening_url(&mut process)?;
+        process.wait_for_line(LEADING, Duration::from_secs(60))?;
+        self.coordinator = Some(process);
+        Ok(())
+    }
+
+    /// Start `n` more coordinators at once on the same store and queues;
+    /// they stand by until [`Cluster::find_leader`] says who leads.
+    pub fn start_standby_coordinators(&mut self, n: usize, extra: &[&str]) -> anyhow::Result<()> {
+        let mut started = Vec::new();
+        for _ in 0..n {
+            started.push(self.spawn_coordinator(extra)?);
+        }
+        for mut process in started {
+            let url = listening_url(&mut process)?;
+            self.standby.push((process, url));
+        }
+        Ok(())
+    }
+
+    /// Wait until exactly one running coordinator is ready (holds the lease)
+    /// and make it [`Cluster::coordinator`]; the others stand by. Dead
+    /// processes are dropped.
+    pub async fn find_leader(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let mut all: Vec<(NodalProcess, String)> = self.standby.drain(..).collect();
+        if let Some(p) = self.coordinator.take() {
+            all.push((p, self.api.clone()));
+        }
+        all.retain_mut(|(p, _)| p.is_running());
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut ready = Vec::new();
+            for (i, (_, url)) in all.iter().enumerate() {
+                let answer = self.http.get(format!("{url}/readyz")).send().await;
+                if answer.is_ok_and(|r| r.status().is_success()) {
+                    ready.push(i);
+                }
+            }
+            if ready.len() > 1 {
+                bail!("{} coordinators are ready at once", ready.len());
+            }
+            if let Some(&i) = ready.first() {
+                let (leader, url) = all.remove(i);
+                self.coordinator = Some(leader);
+                self.api = url;
+                self.standby = all;
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.standby = all;
+                bail!(
+                    "no coordinator took the lease in {timeout:?}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Spawn a coordinator process (not waiting for it).
+    fn spawn_coordinator(&mut self, extra: &[&str]) -> anyhow::Result<NodalProcess> {
         let mut args: Vec<String> = ["coordinator", "--listen", "127.0.0.1:0", "--tokens-file"]
             .iter()
             .map(|s| s.to_string())
@@ -269,21 +337,9 @@ impl Cluster {
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let n = self.coordinator_starts();
-        let mut process = NodalProcess::spawn(
-            &format!("coordinator-{n}"),
-            self.dir.path(),
-            &args,
-            &self.env(),
-        )?;
-        let line = process.wait_for_line("coordinator listening on ", Duration::from_secs(60))?;
-        self.api = line
-            .split("coordinator listening on ")
-            .nth(1)
-            .context("listening line")?
-            .trim()
-            .to_string();
-        self.coordinator = Some(process);
-        Ok(())
+        let name = format!("coordinator-{n}");
+        args.extend(["--coordinator-id".into(), name.clone()]);
+        NodalProcess::spawn(&name, self.dir.path(), &args, &self.env())
     }
 
     fn coordinator_starts(&self) -> usize {
@@ -405,7 +461,7 @@ impl Cluster {
             if let Ok(s) = self.run_status(run_id).await {
                 if s.state != RunState::Running {
                     bail!(
-                        "run {run_id} is {:?} before {jobs} jobs were seen done: too fast to break in the middle",
+                        "run {run_id} is {:?} before {jobs} jobs were seen done: too fast to break in the middle ({s:?})",
                         s.state
                     );
                 }
@@ -489,7 +545,13 @@ impl Cluster {
     /// Every process's output, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
-        for p in self.coordinator.iter().chain(self.workers.values()) {
+        let standby = self.standby.iter().map(|(p, _)| p);
+        for p in self
+            .coordinator
+            .iter()
+            .chain(standby)
+            .chain(self.workers.values())
+        {
             let text = p.output();
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
             out.push_str(&format!("\n--- {} (last lines)\n", p.name));
@@ -606,6 +668,20 @@ pub fn summary_field(log: &str, field: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// What a coordinator logs once it holds the lease and drives runs.
+const LEADING: &str = "leading: driving runs";
+
+/// A coordinator's base URL, from the line it prints once listening.
+fn listening_url(process: &mut NodalProcess) -> anyhow::Result<String> {
+    let line = process.wait_for_line("coordinator listening on ", Duration::from_secs(60))?;
+    Ok(line
+        .split("coordinator listening on ")
+        .nth(1)
+        .context("listening line")?
+        .trim()
+        .to_string())
 }
 
 /// A faulted run's files: the run settled with every job done and every

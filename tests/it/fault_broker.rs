@@ -6,8 +6,9 @@
 //!
 //! - every RabbitMQ connection of the test closed by the broker, twice in
 //!   one run (`rabbitmqctl close_connection` on the test's own connection
-//!   name, never on other tests'): workers and coordinator reconnect and the
-//!   run completes;
+//!   name, never on other tests'): workers reconnect; the coordinator loses
+//!   its lease with its connections, stands by, takes the lease again and
+//!   resumes the run from the store; the run completes;
 //! - poison messages (garbage bytes, an unknown envelope version, a result
 //!   on the jobs queue, a job naming a missing archive, garbage on the
 //!   results queue) go to the dead-letter queue, each counted under its
@@ -72,18 +73,29 @@ async fn closed_broker_connections_are_reopened_and_the_run_completes() {
 
     let run = c.create_run_with(STUDY, FAULT_JOB_TILES).await.unwrap();
     let mut closed = Vec::new();
-    for share in [4, 2] {
+    // The first break a quarter of the way in, the second once a few more
+    // jobs are done over the reopened connections.
+    let mut target = run.jobs_total / 4;
+    for _ in 0..2 {
         let before = c
-            .wait_jobs_done(run.run_id, run.jobs_total / share, PROGRESS_TIMEOUT)
+            .wait_jobs_done(run.run_id, target, PROGRESS_TIMEOUT)
             .await
             .unwrap();
+        let closing = Instant::now();
         let n = close_all(&c).await;
         // One or more per process: the coordinator and both workers.
         assert!(
             n >= 3,
             "the coordinator's and both workers' connections were open ({n})"
         );
-        closed.push((before.jobs_done, n));
+        closed.push((before.jobs_done, n, closing.elapsed().as_millis()));
+        // The coordinator lost its lease with its connections: it stands
+        // by until it takes the lease again and resumes the run.
+        let after = c
+            .wait_jobs_done(run.run_id, 0, PROGRESS_TIMEOUT)
+            .await
+            .unwrap();
+        target = after.jobs_done + 4;
     }
     let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
     check_identical(&c, STUDY, &done, &clean, "broker connections closed").await;
@@ -95,7 +107,7 @@ async fn closed_broker_connections_are_reopened_and_the_run_completes() {
         );
     }
     eprintln!(
-        "broker connections closed at (jobs done, connections) {closed:?} of {} jobs; {:.1} s",
+        "broker connections closed at (jobs done, connections, ms to close) {closed:?} of {} jobs; {:.1} s",
         run.jobs_total,
         started.elapsed().as_secs_f64()
     );

@@ -9,16 +9,19 @@
 //!   becomes a tile row in failures.csv with its stage and reason, the case
 //!   is predicted from its other tiles, a case with no tile left becomes a
 //!   case row; every other case is predicted exactly as in a clean run;
-//! - the S3 server stopped for a few seconds mid-run: reads are retried
-//!   with backoff and the run completes as a clean run does;
-//! - the S3 server stopped for longer than the retries last: what could
-//!   not be read is recorded as tile failures naming the outage, and once
-//!   the server is back the run completes with every case accounted for.
+//! - the S3 server stopped for 10 s and for 60 s mid-run — far longer than
+//!   the workers' retries last: the jobs are handed back to the queue until
+//!   the store is back, and the run completes exactly as a clean run does;
+//! - the S3 server stopped with the workers' transient deadline at 0 (every
+//!   outage is past it at once; that a handed-back job is recorded once its
+//!   deadline passes is `worker/tests/pipeline_faults.rs`): what could not
+//!   be read is recorded as tile failures naming the outage, and once the
+//!   server is back the run completes with every case accounted for.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::cluster::{
-    Cluster, FAULT_JOB_TILES, PACE_MS, assert_every_case_once, assert_same_predictions, csv_rows,
+    Cluster, FAULT_JOB_TILES, PACE_MS, assert_every_case_once, check_identical, csv_rows,
     paced_worker,
 };
 use bytes::Bytes;
@@ -224,12 +227,18 @@ fn lines_by_case(text: &str) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_stopped_for_a_few_seconds_is_bridged_by_retries() {
+/// Stop S3 for `outage` a quarter into a run: the predictions must be a
+/// clean run's.
+async fn an_s3_outage_changes_nothing(test: &str, outage: Duration) {
     let started = Instant::now();
     // The cluster's processes make 3 S3 attempts per request to keep the
     // other tests quick; the workers here make the default 5, as deployed.
-    let mut c = cluster("fault-store-blip", &[], &["--s3-max-attempts", "5"]).await;
+    let mut c = cluster(
+        test,
+        &[],
+        &["--s3-max-attempts", "5", "--hand-back-pause-ms", "1000"],
+    )
+    .await;
     let clean = c.clean_predictions(STUDY, RUN_TIMEOUT).await.unwrap();
 
     let run = c.create_run_with(STUDY, FAULT_JOB_TILES).await.unwrap();
@@ -238,33 +247,49 @@ async fn s3_stopped_for_a_few_seconds_is_bridged_by_retries() {
         .await
         .unwrap();
     c.s3.stop();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(outage).await;
     c.s3.restart().await.unwrap();
 
     let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
-    let predictions = c.result_file(done.run_id, "predictions.csv").await.unwrap();
-    let failures = c.result_file(done.run_id, "failures.csv").await.unwrap();
-    let (predicted, failed) = assert_every_case_once(&c.archives[&STUDY], &predictions, &failures);
-    assert_eq!(
-        (done.jobs_failed, done.tiles_failed),
-        (0, 0),
-        "a 3 s outage is retried through\n{failures}\n{}",
+    let what = format!("S3 stopped for {} s", outage.as_secs());
+    check_identical(&c, STUDY, &done, &clean, &what).await;
+    let handed_back: usize = c
+        .workers
+        .values()
+        .map(|w| w.count_lines("handing the job back"))
+        .sum();
+    assert!(
+        handed_back > 0,
+        "{what}: the outage outlasted the retries and jobs were handed back\n{}",
         c.logs()
     );
-    assert_same_predictions(&clean, &predictions, "S3 stopped for 3 s");
     eprintln!(
-        "S3 stopped 3 s at {}/{} jobs done: cases expected {}, predicted {predicted}, failed {failed}; {:.1} s",
+        "{what} at {}/{} jobs done: {handed_back} hand-backs; {:.1} s",
         at_stop.jobs_done,
         at_stop.jobs_total,
-        crate::cluster::case_count(&c.archives[&STUDY]),
         started.elapsed().as_secs_f64()
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_s3_outage_becomes_recorded_failures_not_a_hang() {
+async fn s3_stopped_for_10_s_changes_no_prediction() {
+    an_s3_outage_changes_nothing("fault-store-10s", Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_stopped_for_60_s_changes_no_prediction() {
+    an_s3_outage_changes_nothing("fault-store-60s", Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_outage_past_the_transient_deadline_becomes_recorded_failures_not_a_hang() {
     let started = Instant::now();
-    let mut c = cluster("fault-store-outage", &["--stall-timeout-secs", "5"], &[]).await;
+    let mut c = cluster(
+        "fault-store-outage",
+        &["--stall-timeout-secs", "5"],
+        &["--transient-deadline-secs", "0"],
+    )
+    .await;
 
     let run = c.create_run_with(STUDY, FAULT_JOB_TILES).await.unwrap();
     let at_stop = c
@@ -303,7 +328,7 @@ async fn a_long_s3_outage_becomes_recorded_failures_not_a_hang() {
     let outage_rows: Vec<_> = rows.iter().filter(|r| r["level"] == "tile").collect();
     assert!(
         !outage_rows.is_empty() && done.tiles_failed > 0,
-        "a 20 s outage outlasts the retries: tiles fail\n{}",
+        "a 20 s outage outlasts the transient deadline: tiles fail\n{}",
         c.logs()
     );
     for r in &outage_rows {

@@ -11,6 +11,7 @@ mod broker_suite;
 mod cluster;
 mod e2e_run;
 mod fault_broker;
+mod fault_coordinator;
 mod fault_process;
 mod fault_store;
 mod python_parity;

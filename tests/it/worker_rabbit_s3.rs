@@ -18,7 +18,7 @@ use nodal_synth::SynthConfig;
 use nodal_testkit::{S3Server, UniqueQueues, repo_root};
 use nodal_types::layout::card_key;
 use nodal_types::study::Study;
-use nodal_types::wire::{self, Job, JobResult, Message, ModelRef};
+use nodal_types::wire::{self, HandedBack, Job, JobResult, Message, ModelRef};
 use nodal_worker::{
     Health, Model, Runtime, RuntimeConfig, WorkerConfig, WorkerDeps, WorkerMetrics,
 };
@@ -70,7 +70,9 @@ async fn take_results(broker: &dyn Broker, n: usize) -> Vec<JobResult> {
             .unwrap();
         match wire::decode(&delivery.body).unwrap() {
             Message::Result(r) => out.push(r),
-            Message::Job(j) => panic!("a job on the results queue: {}", j.job_id),
+            Message::Job(j) | Message::HandedBack(HandedBack { job: j, .. }) => {
+                panic!("a job on the results queue: {}", j.job_id)
+            }
         }
         delivery.acker.ack().await.unwrap();
     }

@@ -8,8 +8,10 @@
 //! models/<name>/<version>/card.json                 a model card
 //! models/<name>/<version>/<onnx file>               its ONNX file
 //! runs/<run>/spec.json                              a run's spec (the run exists once it does)
+//! runs/<run>/published.json                         every job of the run was published once
 //! runs/<run>/parts/<job>.bin                        one job's stored result
 //! runs/<run>/<file>                                 a result file; run.json is written last
+//! coordinator/lease.json                            the leading coordinator's fencing epoch
 //! ```
 
 use crate::archive_id::ArchiveId;
@@ -29,6 +31,10 @@ const CARD: &str = "card.json";
 const SPEC: &str = "spec.json";
 /// File name of a finished run's provenance record, written last.
 pub const RUN_RECORD: &str = "run.json";
+/// File name of the marker that every job of a run was published once.
+const PUBLISHED: &str = "published.json";
+/// Object key of the leading coordinator's fencing epoch.
+pub const LEASE_RECORD: &str = "coordinator/lease.json";
 
 /// Object key of an archive's manifest: `archives/<archive_id>/manifest.json`.
 pub fn manifest_key(archive_id: &str) -> String {
@@ -111,6 +117,12 @@ pub fn run_prefix(run_id: Uuid) -> String {
 /// Object key of a run's spec (written at creation; the run exists once it is).
 pub fn spec_key(run_id: Uuid) -> String {
     run_file_key(run_id, SPEC)
+}
+
+/// Object key of the marker that every job of a run was published once
+/// (a resumed run then publishes only what stalls).
+pub fn published_key(run_id: Uuid) -> String {
+    run_file_key(run_id, PUBLISHED)
 }
 
 /// Object key prefix of a run's stored job results.

@@ -133,6 +133,19 @@ pub struct StageTimings {
     pub infer_s: f64,
 }
 
+/// A job a worker handed back to the jobs queue because the store was
+/// unavailable, with when that first happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandedBack {
+    /// The job, unchanged.
+    pub job: Job,
+    /// When a worker first met a store outage on it (Unix milliseconds):
+    /// its transient deadline counts from here, whichever worker holds it.
+    pub first_outage_unix_ms: u64,
+    /// Times it was handed back so far.
+    pub times: u32,
+}
+
 /// Kinds of message that travel in the envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
@@ -140,6 +153,8 @@ pub enum Message {
     Job(Job),
     /// Worker → coordinator.
     Result(JobResult),
+    /// Worker → worker: a job to try again after a store outage.
+    HandedBack(HandedBack),
 }
 
 impl Message {
@@ -147,6 +162,7 @@ impl Message {
         match self {
             Message::Job(_) => 1,
             Message::Result(_) => 2,
+            Message::HandedBack(_) => 3,
         }
     }
 }
@@ -193,6 +209,7 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, WireError> {
     let payload = match message {
         Message::Job(j) => bincode::serde::encode_to_vec(j, bincode_config()),
         Message::Result(r) => bincode::serde::encode_to_vec(r, bincode_config()),
+        Message::HandedBack(h) => bincode::serde::encode_to_vec(h, bincode_config()),
     }
     .map_err(|e| WireError::Encode(e.to_string()))?;
     out.extend_from_slice(&payload);
@@ -218,6 +235,7 @@ pub fn decode(body: &[u8]) -> Result<Message, WireError> {
     match body[6] {
         1 => decode_exact(payload).map(Message::Job),
         2 => decode_exact(payload).map(Message::Result),
+        3 => decode_exact(payload).map(Message::HandedBack),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -265,6 +283,18 @@ mod tests {
     fn job_round_trips() {
         let m = Message::Job(sample_job());
         assert_eq!(decode(&encode(&m).unwrap()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_handed_back_job_round_trips_with_its_first_outage() {
+        let m = Message::HandedBack(HandedBack {
+            job: sample_job(),
+            first_outage_unix_ms: 1_764_000_000_123,
+            times: 3,
+        });
+        let body = encode(&m).unwrap();
+        assert_eq!(body[6], 3);
+        assert_eq!(decode(&body).unwrap(), m);
     }
 
     #[test]

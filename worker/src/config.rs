@@ -13,6 +13,12 @@ pub const DEFAULT_BATCH_DEADLINE: Duration = Duration::from_millis(10);
 pub const DEFAULT_FETCH_CONCURRENCY: usize = 32;
 /// Default time in-flight jobs get to finish after shutdown is asked for.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(25);
+/// Default time a job interrupted by store outages keeps being handed back
+/// to the queue, from the first outage, before its unread tiles are
+/// recorded as failures (below RabbitMQ's 30-minute consumer timeout).
+pub const DEFAULT_TRANSIENT_DEADLINE: Duration = Duration::from_secs(20 * 60);
+/// Default pause before a job interrupted by a store outage is handed back.
+pub const DEFAULT_HAND_BACK_PAUSE: Duration = Duration::from_secs(5);
 /// Default independent pipelines in one worker process.
 pub const DEFAULT_PIPELINES: usize = 1;
 
@@ -72,6 +78,11 @@ pub struct WorkerConfig {
     pub store_retry: RetryPolicy,
     /// Retries of transient errors publishing a result.
     pub publish_retry: RetryPolicy,
+    /// How long, from its first store outage, a job is handed back to the
+    /// queue instead of being answered with its unread tiles as failures.
+    pub transient_deadline: Duration,
+    /// Pause before a job interrupted by a store outage is handed back.
+    pub hand_back_pause: Duration,
 }
 
 impl WorkerConfig {
@@ -95,6 +106,8 @@ impl WorkerConfig {
                 max_delay: Duration::from_secs(4),
             },
             publish_retry: RetryPolicy::default(),
+            transient_deadline: DEFAULT_TRANSIENT_DEADLINE,
+            hand_back_pause: DEFAULT_HAND_BACK_PAUSE,
         }
     }
 

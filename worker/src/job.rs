@@ -12,13 +12,22 @@ use nodal_types::partial::CasePartial;
 use nodal_types::wire::{FailureStage, Job, JobCase, JobResult, StageTimings, TileFailure};
 use std::sync::Arc;
 
+/// A job's result, and how many of its tiles could not be read because the
+/// store was unavailable (those are among the result's failures).
+pub(crate) struct JobRun {
+    /// The result as it would be answered.
+    pub result: JobResult,
+    /// Tiles the store could not serve for now.
+    pub store_unavailable: usize,
+}
+
 /// Run every tile of `job` and fold the outputs into its result.
 pub(crate) async fn run_job(
     job: &Job,
     worker: &str,
     pipeline: &ModelPipeline,
     stages: TileStages<'_>,
-) -> JobResult {
+) -> JobRun {
     let card = pipeline.card();
     let widths: Vec<usize> = card.outputs.iter().map(|o| o.width).collect();
     let mut cases: Vec<CasePartial> = job
@@ -28,6 +37,7 @@ pub(crate) async fn run_job(
         .collect();
     let mut failures: Vec<((usize, usize), TileFailure)> = Vec::new();
     let mut timings = StageTimings::default();
+    let mut store_unavailable = 0;
     let mut running = FuturesUnordered::new();
     for (case_index, case) in job.cases.iter().enumerate() {
         match case_report(case, card) {
@@ -56,8 +66,10 @@ pub(crate) async fn run_job(
             case,
             index,
             outcome,
+            store_unavailable: unavailable,
             times,
         } = done;
+        store_unavailable += usize::from(unavailable);
         timings.fetch_s += times.fetch.as_secs_f64();
         timings.decode_s += times.decode.as_secs_f64();
         timings.infer_s += times.infer.as_secs_f64();
@@ -79,13 +91,17 @@ pub(crate) async fn run_job(
         }
     }
     failures.sort_by_key(|(at, _)| *at);
-    JobResult {
+    let result = JobResult {
         run_id: job.run_id,
         job_id: job.job_id,
         worker: worker.to_owned(),
         cases,
         tile_failures: failures.into_iter().map(|(_, f)| f).collect(),
         timings,
+    };
+    JobRun {
+        result,
+        store_unavailable,
     }
 }
 

@@ -22,6 +22,7 @@ pub mod config;
 mod cpu_pool;
 pub mod error;
 mod fetch;
+mod hand_back;
 pub mod health;
 pub mod http;
 mod inference;

@@ -21,6 +21,10 @@ pub mod job_outcome {
     pub const REQUEUED: &str = "requeued";
     /// Job sent to the dead-letter queue.
     pub const DEAD_LETTERED: &str = "dead_lettered";
+    /// Job handed back to the queue after a store outage.
+    pub const HANDED_BACK: &str = "handed_back";
+    /// Job dropped unrun: its run had finished.
+    pub const RUN_FINISHED: &str = "run_finished";
 }
 
 /// Outcome labels of `nodal_worker_tiles_total`.

@@ -1,15 +1,18 @@
 //! The worker service: consume jobs with a bounded prefetch, run each one
 //! through its model's pipeline, publish the result with confirms, then ack.
-//! Messages that can never be handled go to the dead-letter queue; jobs that
-//! meet a transient failure, or are still running when the grace period after
-//! shutdown ends, go back to the queue.
+//! Messages that can never be handled go to the dead-letter queue; jobs a
+//! store outage interrupts are handed back to the queue until their
+//! transient deadline ([`crate::hand_back`]); jobs still running when the
+//! grace period after shutdown ends go back to the queue; jobs of a run that
+//! has finished are dropped unrun.
 
 use crate::archives::ArchiveCheck;
 use crate::config::WorkerConfig;
 use crate::cpu_pool::CpuPool;
 use crate::error::{ErrorKind, WorkerError};
+use crate::hand_back::{Outages, now_unix_ms};
 use crate::health::Health;
-use crate::job::{self, TileCounts};
+use crate::job::{self, JobRun, TileCounts};
 use crate::metrics::{WorkerMetrics, job_outcome};
 use crate::model_cache::{ModelCache, ModelSource};
 use crate::pipeline::BatchSettings;
@@ -19,7 +22,9 @@ use bytes::Bytes;
 use nodal_common::broker::{Acker, BrokerError, Delivery, SharedBroker, Subscription};
 use nodal_common::retry::retry;
 use nodal_common::store::SharedStore;
-use nodal_types::wire::{self, Job, JobResult, Message, WireError};
+use nodal_types::layout::run_record_key;
+use nodal_types::wire::{self, HandedBack, Job, JobResult, Message, WireError};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +58,10 @@ pub struct WorkerSummary {
     pub jobs_answered: u64,
     /// Jobs returned to the queue.
     pub jobs_requeued: u64,
+    /// Jobs handed back to the queue after a store outage.
+    pub jobs_handed_back: u64,
+    /// Jobs dropped unrun because their run had finished.
+    pub jobs_dropped: u64,
     /// Messages sent to the dead-letter queue.
     pub dead_lettered: u64,
     /// Tiles with an output, over answered jobs.
@@ -65,6 +74,8 @@ pub struct WorkerSummary {
 struct Counts {
     answered: AtomicU64,
     requeued: AtomicU64,
+    handed_back: AtomicU64,
+    dropped: AtomicU64,
     dead_lettered: AtomicU64,
     tiles_ok: AtomicU64,
     tiles_failed: AtomicU64,
@@ -132,6 +143,8 @@ struct Worker {
     /// Tiles being fetched or decoded, over all jobs.
     slots: Semaphore,
     counts: Counts,
+    /// Runs seen finished (their run.json exists), whose jobs are dropped.
+    finished_runs: Mutex<HashSet<uuid::Uuid>>,
     fatal: Mutex<Option<WorkerError>>,
     /// Stop taking jobs (shutdown, or a fatal error).
     stop: CancellationToken,
@@ -181,6 +194,7 @@ impl Worker {
             slots: Semaphore::new(config.fetch_concurrency),
             pool,
             counts: Counts::default(),
+            finished_runs: Mutex::new(HashSet::new()),
             fatal: Mutex::new(None),
             stop: shutdown.child_token(),
             abort: CancellationToken::new(),
@@ -244,8 +258,12 @@ impl Worker {
             redelivered,
             acker,
         } = delivery;
-        let job = match wire::decode(&body) {
-            Ok(Message::Job(job)) => job,
+        let (job, outages) = match wire::decode(&body) {
+            Ok(Message::Job(job)) => (job, Outages::default()),
+            Ok(Message::HandedBack(handed_back)) => {
+                let outages = Outages::of(&handed_back);
+                (handed_back.job, outages)
+            }
             Ok(Message::Result(result)) => {
                 let detail = format!("a result (job {}) arrived on the jobs queue", result.job_id);
                 return self.dead_letter(acker, "wrong_kind", &detail).await;
@@ -270,12 +288,16 @@ impl Worker {
             model = %job.model.name,
             tiles = job.tile_count(),
             redelivered,
+            handed_back = outages.times(),
             traceparent = job.traceparent.as_deref().unwrap_or(""),
         );
-        self.handle_job(job, acker).instrument(span).await;
+        self.handle_job(job, outages, acker).instrument(span).await;
     }
 
-    async fn handle_job(&self, job: Job, acker: Box<dyn Acker>) {
+    async fn handle_job(&self, job: Job, outages: Outages, acker: Box<dyn Acker>) {
+        if self.run_finished(job.run_id).await {
+            return self.drop_job(acker).await;
+        }
         let outcome = tokio::select! {
             biased;
             () = self.abort.cancelled() => None,
@@ -286,11 +308,31 @@ impl Worker {
                 info!("returning the unfinished job to the queue");
                 self.requeue(acker).await;
             }
-            Some(Ok(result)) => self.answer(result, acker).await,
+            Some(Ok(run)) if run.store_unavailable > 0 => {
+                let now = now_unix_ms();
+                if outages.past_deadline(now, self.config.transient_deadline) {
+                    warn!(
+                        tiles = run.store_unavailable,
+                        "store still unavailable at the job's transient deadline; recording the unread tiles as failures"
+                    );
+                    self.answer(run.result, acker).await;
+                } else {
+                    let why = format!("{} tiles could not be read", run.store_unavailable);
+                    self.hand_back(outages.hand_back(job, now), acker, &why)
+                        .await;
+                }
+            }
+            Some(Ok(run)) => self.answer(run.result, acker).await,
             Some(Err((reason, e))) => match e.kind() {
+                ErrorKind::Transient
+                    if outages.past_deadline(now_unix_ms(), self.config.transient_deadline) =>
+                {
+                    let detail = format!("{e} (still, at the job's transient deadline)");
+                    self.dead_letter(acker, reason, &detail).await;
+                }
                 ErrorKind::Transient => {
-                    warn!(error = %e, "job failed for now; returning it to the queue");
-                    self.requeue(acker).await;
+                    let handed_back = outages.hand_back(job, now_unix_ms());
+                    self.hand_back(handed_back, acker, &e.to_string()).await;
                 }
                 ErrorKind::Permanent => self.dead_letter(acker, reason, &e.to_string()).await,
                 ErrorKind::Fatal => {
@@ -302,9 +344,94 @@ impl Worker {
         }
     }
 
+    /// True when `run_id` has finished (its run.json exists): its jobs are
+    /// late copies nobody waits for. A store error counts as not finished.
+    async fn run_finished(&self, run_id: uuid::Uuid) -> bool {
+        let known = |w: &Self| {
+            w.finished_runs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&run_id)
+        };
+        if known(self) {
+            return true;
+        }
+        let finished = matches!(
+            self.deps.store.head(&run_record_key(run_id)).await,
+            Ok(Some(_))
+        );
+        if finished {
+            let mut runs = self.finished_runs.lock().unwrap_or_else(|p| p.into_inner());
+            if runs.len() >= 10_000 {
+                runs.clear();
+            }
+            runs.insert(run_id);
+        }
+        finished
+    }
+
+    /// Ack a job of a finished run without running it.
+    async fn drop_job(&self, acker: Box<dyn Acker>) {
+        info!("the job's run has finished; dropping the job unrun");
+        if let Err(e) = acker.ack().await {
+            warn!(error = %e, "could not ack the dropped job; it will come back and be dropped again");
+        }
+        self.deps
+            .metrics
+            .jobs
+            .with_label_values(&[job_outcome::RUN_FINISHED])
+            .inc();
+        self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// After a pause, publish the job again and ack this delivery: a fresh
+    /// message, so that outages do not count toward the queue's delivery
+    /// limit. Shutdown during the pause returns it to the queue instead.
+    async fn hand_back(&self, handed_back: HandedBack, acker: Box<dyn Acker>, why: &str) {
+        warn!(
+            why,
+            times = handed_back.times,
+            pause_s = self.config.hand_back_pause.as_secs_f64(),
+            "store unavailable; handing the job back to the queue"
+        );
+        let body = match wire::encode(&Message::HandedBack(handed_back)) {
+            Ok(body) => Bytes::from(body),
+            Err(e) => {
+                error!(error = %e, "cannot encode the handed-back job; returning it to the queue");
+                return self.requeue(acker).await;
+            }
+        };
+        tokio::select! {
+            biased;
+            () = self.abort.cancelled() => return self.requeue(acker).await,
+            () = tokio::time::sleep(self.config.hand_back_pause) => {}
+        }
+        let broker = &self.deps.broker;
+        let queue = &broker.queues().jobs;
+        let published = retry(
+            self.config.publish_retry,
+            |e: &BrokerError| e.transient,
+            || broker.publish(queue, body.clone()),
+        )
+        .await;
+        if let Err(e) = published {
+            error!(error = %e, "cannot hand the job back; returning it to the queue");
+            return self.requeue(acker).await;
+        }
+        if let Err(e) = acker.ack().await {
+            warn!(error = %e, "job handed back but the ack failed; it will come back twice");
+        }
+        self.deps
+            .metrics
+            .jobs
+            .with_label_values(&[job_outcome::HANDED_BACK])
+            .inc();
+        self.counts.handed_back.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Check the archive, get the model, run the tiles. Errors carry the
     /// dead-letter reason they would have.
-    async fn run_job(&self, job: &Job) -> Result<JobResult, (&'static str, WorkerError)> {
+    async fn run_job(&self, job: &Job) -> Result<JobRun, (&'static str, WorkerError)> {
         self.archives
             .ensure(&job.archive_id)
             .await
@@ -415,6 +542,8 @@ impl Worker {
         WorkerSummary {
             jobs_answered: c.answered.load(Ordering::Relaxed),
             jobs_requeued: c.requeued.load(Ordering::Relaxed),
+            jobs_handed_back: c.handed_back.load(Ordering::Relaxed),
+            jobs_dropped: c.dropped.load(Ordering::Relaxed),
             dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
             tiles_ok: c.tiles_ok.load(Ordering::Relaxed),
             tiles_failed: c.tiles_failed.load(Ordering::Relaxed),

@@ -52,6 +52,10 @@ pub(crate) struct TileDone {
     pub index: usize,
     /// One probability row per card output, or the failed stage and why.
     pub outcome: Result<Vec<Vec<f32>>, (FailureStage, String)>,
+    /// The tile could not be read because the store was unavailable (a
+    /// transient error that outlasted the retries), not because it is
+    /// missing or broken.
+    pub store_unavailable: bool,
     /// Time spent in each stage.
     pub times: TileTimes,
 }
@@ -71,11 +75,15 @@ impl TileStages<'_> {
     /// Run one tile to its end.
     pub(crate) async fn run(self, work: TileWork<'_>, pipeline: &ModelPipeline) -> TileDone {
         let mut times = TileTimes::default();
-        let outcome = self.outputs(&work, pipeline, &mut times).await;
+        let mut store_unavailable = false;
+        let outcome = self
+            .outputs(&work, pipeline, &mut times, &mut store_unavailable)
+            .await;
         TileDone {
             case: work.case,
             index: work.index,
             outcome,
+            store_unavailable,
             times,
         }
     }
@@ -85,6 +93,7 @@ impl TileStages<'_> {
         work: &TileWork<'_>,
         pipeline: &ModelPipeline,
         times: &mut TileTimes,
+        store_unavailable: &mut bool,
     ) -> Result<Vec<Vec<f32>>, (FailureStage, String)> {
         let key = work.key;
         let Ok(slot) = self.slots.acquire().await else {
@@ -99,7 +108,10 @@ impl TileStages<'_> {
         self.metrics
             .fetch_seconds
             .observe(times.fetch.as_secs_f64());
-        let bytes = bytes.map_err(|e| (FailureStage::Fetch, fetch_reason(&e, self.retry)))?;
+        let bytes = bytes.map_err(|e| {
+            *store_unavailable = e.is_transient();
+            (FailureStage::Fetch, fetch_reason(&e, self.retry))
+        })?;
 
         let size = pipeline.card().tile.size as usize;
         let decoded = self

@@ -8,10 +8,10 @@
 //! coordinator and the workers share that process (`nodal demo`), and they
 //! must share one `MemoryBroker` value. Nothing survives a restart.
 
-use super::{Acker, Broker, BrokerError, Delivery, QueueNames, Subscription};
+use super::{Acker, Broker, BrokerError, Delivery, Lease, QueueNames, Subscription};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -39,6 +39,8 @@ struct Shared {
 #[derive(Default)]
 struct State {
     queues: HashMap<String, Queue>,
+    /// Leases held, by name.
+    leases: HashSet<String>,
     consumers: HashMap<u64, Consumer>,
     next_id: u64,
 }
@@ -174,12 +176,42 @@ impl Broker for MemoryBroker {
         }
     }
 
+    async fn try_lease(&self) -> Result<Option<Box<dyn Lease>>, BrokerError> {
+        let name = self.names.lease();
+        if !self.shared.lock().leases.insert(name.clone()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(MemoryLease {
+            shared: self.shared.clone(),
+            name,
+        })))
+    }
+
     fn queues(&self) -> &QueueNames {
         &self.names
     }
 
     fn describe(&self) -> String {
         "memory://".into()
+    }
+}
+
+/// A lease on an in-process broker: held until dropped.
+struct MemoryLease {
+    shared: Arc<Shared>,
+    name: String,
+}
+
+#[async_trait]
+impl Lease for MemoryLease {
+    async fn check(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
+
+impl Drop for MemoryLease {
+    fn drop(&mut self) {
+        self.shared.lock().leases.remove(&self.name);
     }
 }
 
@@ -199,6 +231,7 @@ impl MemorySubscription {
             queues,
             consumers,
             next_id,
+            ..
         } = &mut *state;
         let consumer = consumers.get_mut(&self.id)?;
         if consumer.unsettled.len() >= self.prefetch {

@@ -119,6 +119,16 @@ pub trait Subscription: Send {
     async fn next(&mut self) -> Option<Delivery>;
 }
 
+/// The coordinator lease on one set of queues: at most one process holds
+/// it at a time, and the broker frees it when its holder's connection ends
+/// (a crash, a lost link past the heartbeat). Dropping it gives it up.
+#[async_trait]
+pub trait Lease: Send + Sync {
+    /// `Ok` while the lease is held; once an error comes back it is lost
+    /// for good and another process may hold it.
+    async fn check(&self) -> Result<(), BrokerError>;
+}
+
 /// A message broker.
 #[async_trait]
 pub trait Broker: Send + Sync + fmt::Debug {
@@ -135,10 +145,20 @@ pub trait Broker: Send + Sync + fmt::Debug {
     ) -> Result<Box<dyn Subscription>, BrokerError>;
     /// Messages waiting in a queue (ready, not counting unacked).
     async fn depth(&self, queue: &str) -> Result<u64, BrokerError>;
+    /// Take the coordinator lease on these queues if no other process holds
+    /// it; `None` while one does.
+    async fn try_lease(&self) -> Result<Option<Box<dyn Lease>>, BrokerError>;
     /// The queue names in use.
     fn queues(&self) -> &QueueNames;
     /// A short description for errors and logs (never includes secrets).
     fn describe(&self) -> String;
+}
+
+impl QueueNames {
+    /// The name of the coordinator lease on these queues.
+    pub fn lease(&self) -> String {
+        format!("{}.lease", self.results)
+    }
 }
 
 /// A shared handle to any broker.

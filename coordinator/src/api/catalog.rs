@@ -26,7 +26,7 @@ pub(super) async fn list_models(
     _who: Principal,
 ) -> Result<Response, ApiError> {
     let out: Vec<ModelSummary> = state
-        .engine
+        .engine()?
         .model_cards()
         .await?
         .into_iter()
@@ -96,7 +96,7 @@ pub(super) async fn list_archives(
         ));
     }
     let ids: Vec<String> = state
-        .engine
+        .engine()?
         .archive_ids()
         .await?
         .into_iter()
@@ -113,6 +113,6 @@ pub(super) async fn archive_summary(
     if !who.can_access_site(site_of_archive(&id)) {
         return Err(ApiError::forbidden("see another site's archives"));
     }
-    let manifest = state.engine.manifest(&id).await?;
+    let manifest = state.engine()?.manifest(&id).await?;
     Ok(Json(ArchiveSummary::of(&manifest)).into_response())
 }

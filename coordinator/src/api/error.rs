@@ -65,9 +65,10 @@ impl From<EngineError> for ApiError {
             EngineError::BadManifest { .. } | EngineError::Model(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "bad_input")
             }
-            EngineError::Store(_) | EngineError::Broker(_) | EngineError::Finalize(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-            }
+            EngineError::Store(_)
+            | EngineError::Broker(_)
+            | EngineError::Finalize(_)
+            | EngineError::Fenced(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             EngineError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ApiError::new(status, kind, e.to_string())

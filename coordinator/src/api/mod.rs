@@ -13,6 +13,7 @@ pub use error::ApiError;
 pub use state::{Access, ApiState};
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::get;
 
 /// The API's routes.
@@ -20,7 +21,7 @@ pub fn router(state: ApiState) -> Router {
     let proxy = store_proxy::routes(state.proxy);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route("/readyz", get(ready))
         .route("/metrics", get(runs::metrics))
         .route("/runs", get(runs::list_runs).post(runs::create_run))
         .route("/runs/{id}", get(runs::run_status))
@@ -30,4 +31,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/archives/{id}", get(catalog::archive_summary))
         .merge(proxy)
         .with_state(state)
+}
+
+/// `/readyz`: ready while this coordinator leads; `503` while it stands by,
+/// so that a load balancer sends requests to the leader only.
+async fn ready(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
+    state.engine().map(|_| "ready")
 }

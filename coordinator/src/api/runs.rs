@@ -43,7 +43,7 @@ pub(super) async fn create_run(
     let Json(request) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", e.body_text()))?;
     tracing::info!(caller = %who.name, archives = request.archives.len(), model = %request.model, "create run");
-    let status = state.engine.create_run(request).await?;
+    let status = state.engine()?.create_run(request).await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }
 
@@ -56,7 +56,7 @@ pub(super) async fn list_runs(
             "read runs (analyst or operator tokens only)",
         ));
     }
-    Ok(Json(state.engine.list_runs().await?).into_response())
+    Ok(Json(state.engine()?.list_runs().await?).into_response())
 }
 
 pub(super) async fn run_status(
@@ -69,7 +69,7 @@ pub(super) async fn run_status(
             "read runs (analyst or operator tokens only)",
         ));
     }
-    Ok(Json(state.engine.run_status(parse_run_id(&id)?).await?).into_response())
+    Ok(Json(state.engine()?.run_status(parse_run_id(&id)?).await?).into_response())
 }
 
 pub(super) async fn run_file(
@@ -82,7 +82,10 @@ pub(super) async fn run_file(
             "read results (analyst or operator tokens only)",
         ));
     }
-    let bytes: Bytes = state.engine.result_file(parse_run_id(&id)?, &name).await?;
+    let bytes: Bytes = state
+        .engine()?
+        .result_file(parse_run_id(&id)?, &name)
+        .await?;
     let content_type = match name.rsplit('.').next() {
         Some("csv") => "text/csv; charset=utf-8",
         Some("json") => "application/json",

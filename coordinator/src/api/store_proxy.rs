@@ -97,8 +97,7 @@ async fn list(
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     admit(&who, StoreOp::List, &query.prefix)?;
     let listed: Vec<Listed> = state
-        .engine
-        .store()
+        .store
         .list(&query.prefix)
         .await
         .map_err(store_error)?
@@ -117,7 +116,7 @@ async fn get_object(
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     admit(&who, StoreOp::Get, &key)?;
-    let body = state.engine.store().get(&key).await.map_err(store_error)?;
+    let body = state.store.get(&key).await.map_err(store_error)?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }
 
@@ -127,7 +126,7 @@ async fn head_object(
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     admit(&who, StoreOp::Head, &key)?;
-    match state.engine.store().head(&key).await.map_err(store_error)? {
+    match state.store.head(&key).await.map_err(store_error)? {
         Some(meta) => Ok((
             StatusCode::OK,
             [
@@ -163,12 +162,7 @@ async fn put_object(
             ),
         )
     })?;
-    state
-        .engine
-        .store()
-        .put(&key, body)
-        .await
-        .map_err(store_error)?;
+    state.store.put(&key, body).await.map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -178,11 +172,6 @@ async fn delete_object(
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     admit(&who, StoreOp::Delete, &key)?;
-    state
-        .engine
-        .store()
-        .delete(&key)
-        .await
-        .map_err(store_error)?;
+    state.store.delete(&key).await.map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

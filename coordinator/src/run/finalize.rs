@@ -90,7 +90,7 @@ pub async fn collect(
         let bytes = store.get(&key).await?;
         match wire::decode(&bytes) {
             Ok(Message::Result(r)) => results.push(Some(r)),
-            Ok(Message::Job(_)) => {
+            Ok(Message::Job(_) | Message::HandedBack(_)) => {
                 return Err(FinalizeError::BadPart {
                     key,
                     message: "holds a job, not a result".into(),

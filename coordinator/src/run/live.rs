@@ -122,6 +122,22 @@ impl LiveRun {
         }
     }
 
+    /// Count every job not yet published as published once at `now`: on
+    /// resume, when the store says they all were (they are in the queue or
+    /// with a worker; the stall rule publishes any that were lost).
+    pub fn mark_all_published(&mut self, now: Instant) {
+        for s in &mut self.jobs {
+            if let JobState::Pending {
+                published_at,
+                publishes: publishes @ 0,
+            } = s
+            {
+                *published_at = Some(now);
+                *publishes = 1;
+            }
+        }
+    }
+
     /// Jobs still to publish for the first time, by index.
     pub fn unpublished(&self) -> Vec<usize> {
         self.jobs

@@ -7,6 +7,7 @@ use nodal_coordinator::CoordinatorConfig;
 use nodal_coordinator::api::Access;
 use nodal_coordinator::api::store_proxy::{DEFAULT_MAX_BODY_MIB, ProxyConfig};
 use nodal_coordinator::auth::TokenStore;
+use nodal_coordinator::leadership::LeaseConfig;
 use nodal_coordinator::run::engine::{
     DEFAULT_JOB_TILES, DEFAULT_MAX_PUBLISHES, DEFAULT_STALL_TIMEOUT, EngineConfig,
 };
@@ -58,6 +59,10 @@ pub struct CoordinatorArgs {
     /// Largest body the object proxy (`PUT /store/{key}`) accepts, in MiB.
     #[arg(long, env = "NODAL_STORE_PROXY_MAX_BODY_MIB", default_value_t = DEFAULT_MAX_BODY_MIB)]
     pub store_proxy_max_body_mib: usize,
+    /// This coordinator's name in the lease record and logs [default:
+    /// <hostname>-<pid>].
+    #[arg(long, env = "NODAL_COORDINATOR_ID")]
+    pub coordinator_id: Option<String>,
     /// Serve the API without authentication (local experiments only).
     #[arg(long, env = "NODAL_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
@@ -102,6 +107,11 @@ impl TryFrom<&CoordinatorArgs> for CoordinatorConfig {
                 max_body: args.store_proxy_max_body_mib.saturating_mul(1024 * 1024),
             },
             models_dir: args.models_dir.clone(),
+            lease: LeaseConfig::default(),
+            name: args
+                .coordinator_id
+                .clone()
+                .unwrap_or_else(super::process_name),
         })
     }
 }

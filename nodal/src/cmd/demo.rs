@@ -13,6 +13,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use nodal_common::broker::{MemoryBroker, QueueNames, SharedBroker};
 use nodal_common::store::{LocalStore, SharedStore};
+use nodal_coordinator::leadership::Fence;
 use nodal_coordinator::metrics::CoordinatorMetrics;
 use nodal_coordinator::run::engine::{Engine, EngineConfig};
 use nodal_coordinator::run::{RESULT_FILES, RunRequest, RunState, RunStatus};
@@ -91,11 +92,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let broker: SharedBroker = Arc::new(MemoryBroker::new(QueueNames::default(), 5));
     let registry = prometheus::Registry::new();
+    let fence = Fence::take(store.clone(), "nodal-demo").await?;
     let engine = Engine::start(
         store.clone(),
         broker.clone(),
         EngineConfig::default(),
         CoordinatorMetrics::register(&registry)?,
+        fence,
         shutdown.clone(),
     )
     .await?;

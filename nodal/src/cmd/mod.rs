@@ -32,3 +32,15 @@ pub(crate) async fn service_io(
         .with_context(|| format!("binding {listen}"))?;
     Ok((store, broker, listener))
 }
+
+/// `<hostname>-<pid>`: a service process's default name in results, the
+/// coordinator lease and logs.
+pub(crate) fn process_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "nodal".into());
+    format!("{host}-{}", std::process::id())
+}

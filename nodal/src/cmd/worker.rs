@@ -4,7 +4,9 @@
 
 use crate::args::{BrokerArgs, PipelineArgs, RuntimeArgs, StoreArgs};
 use clap::Args;
-use nodal_worker::config::{DEFAULT_GRACE_PERIOD, pipeline_configs};
+use nodal_worker::config::{
+    DEFAULT_GRACE_PERIOD, DEFAULT_HAND_BACK_PAUSE, DEFAULT_TRANSIENT_DEADLINE, pipeline_configs,
+};
 use nodal_worker::{Runtime, WorkerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +37,14 @@ pub struct WorkerArgs {
         default_value_t = DEFAULT_GRACE_PERIOD.as_secs()
     )]
     pub grace_period_secs: u64,
+    /// Seconds, from a job's first store outage, that it is handed back to
+    /// the queue to be tried again; past them its unread tiles are recorded
+    /// as failures (keep it under RabbitMQ's consumer timeout, 30 min).
+    #[arg(long, env = "NODAL_TRANSIENT_DEADLINE_SECS", default_value_t = DEFAULT_TRANSIENT_DEADLINE.as_secs())]
+    pub transient_deadline_secs: u64,
+    /// Milliseconds to wait before handing a job back after a store outage.
+    #[arg(long, env = "NODAL_HAND_BACK_PAUSE_MS", default_value_t = DEFAULT_HAND_BACK_PAUSE.as_millis() as u64)]
+    pub hand_back_pause_ms: u64,
     /// Address of /metrics, /healthz and /readyz (port 0 picks a free port).
     #[arg(long, env = "NODAL_WORKER_LISTEN", default_value = "0.0.0.0:9101")]
     pub listen: SocketAddr,
@@ -54,9 +64,11 @@ pub struct WorkerArgs {
 impl WorkerArgs {
     /// The worker settings these flags describe, for one pipeline.
     pub fn worker_config(&self) -> WorkerConfig {
-        let id = self.worker_id.clone().unwrap_or_else(default_worker_id);
+        let id = self.worker_id.clone().unwrap_or_else(super::process_name);
         let mut config = self.pipeline.worker_config(id);
         config.grace_period = Duration::from_secs(self.grace_period_secs);
+        config.transient_deadline = Duration::from_secs(self.transient_deadline_secs);
+        config.hand_back_pause = Duration::from_millis(self.hand_back_pause_ms);
         config.model_dirs = self.models_dirs.clone();
         config
     }
@@ -68,17 +80,6 @@ impl WorkerArgs {
             self.pipeline.pipelines(),
         )?)
     }
-}
-
-/// `<hostname>-<pid>`.
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".into());
-    format!("{host}-{}", std::process::id())
 }
 
 /// Run `nodal worker` until SIGTERM/SIGINT.

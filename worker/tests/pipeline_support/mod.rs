@@ -16,7 +16,7 @@ use nodal_common::broker::{Broker, MemoryBroker, QueueNames};
 use nodal_common::retry::RetryPolicy;
 use nodal_common::store::{LocalStore, ObjectStore, SharedStore};
 use nodal_types::layout::{card_key, manifest_key};
-use nodal_types::wire::{self, Job, JobCase, JobResult, Message, ModelRef};
+use nodal_types::wire::{self, HandedBack, Job, JobCase, JobResult, Message, ModelRef};
 use nodal_worker::{
     Health, Model, Runtime, RuntimeConfig, WorkerConfig, WorkerDeps, WorkerError, WorkerMetrics,
     WorkerSummary,
@@ -238,7 +238,9 @@ impl Fixture {
                 .expect("results queue open");
             match wire::decode(&delivery.body).expect("a result decodes") {
                 Message::Result(r) => out.push(r),
-                Message::Job(j) => panic!("a job on the results queue: {}", j.job_id),
+                Message::Job(j) | Message::HandedBack(HandedBack { job: j, .. }) => {
+                    panic!("a job on the results queue: {}", j.job_id)
+                }
             }
             delivery.acker.ack().await.expect("ack");
         }

@@ -4,10 +4,11 @@
 
 mod connect;
 mod errors;
+mod lease;
 mod subscription;
 mod topology;
 
-use super::{Broker, BrokerError, QueueNames, Subscription};
+use super::{Broker, BrokerError, Lease, QueueNames, Subscription};
 use crate::retry::{RetryPolicy, retry};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -306,6 +307,12 @@ impl Broker for RabbitBroker {
             Ok(u64::from(declared.message_count()))
         };
         retry(self.link.retry, |e: &BrokerError| e.transient, passive).await
+    }
+
+    async fn try_lease(&self) -> Result<Option<Box<dyn Lease>>, BrokerError> {
+        let lease =
+            lease::RabbitLease::try_take(self.link.pool.manager(), &self.names.lease()).await?;
+        Ok(lease.map(|l| Box::new(l) as Box<dyn Lease>))
     }
 
     fn queues(&self) -> &QueueNames {

@@ -57,9 +57,16 @@ impl Engine {
                 timer.observe_duration();
                 info!(%run_id, "run finished");
             }
-            Err(EngineError::Store(e)) if e.is_transient() => {
+            Err(EngineError::Store(e) | EngineError::Fenced(FenceError::Store(e)))
+                if e.is_transient() =>
+            {
                 warn!(%run_id, error = %e, "cannot write results yet; will retry");
                 run.state = RunState::Running;
+            }
+            Err(EngineError::Fenced(e)) => {
+                // Not the run's failure: the leader that replaced this
+                // coordinator finalises it.
+                error!(%run_id, error = %e, "another coordinator leads; this one writes nothing");
             }
             Err(e) => {
                 error!(%run_id, error = %e, "run failed");
@@ -105,6 +112,7 @@ impl Engine {
                 warn!(run_id = %id, error = %e, "statistics could not be computed; result files written without them")
             }
         }
+        self.inner.fence.check().await?;
         for (name, bytes) in files {
             store
                 .put(&run_file_key(id, &name), Bytes::from(bytes))
@@ -112,6 +120,7 @@ impl Engine {
         }
         let run_json = serde_json::to_vec_pretty(&outputs.provenance)
             .map_err(|e| EngineError::Internal(format!("run.json: {e}")))?;
+        self.inner.fence.check().await?;
         store
             .put(&run_record_key(id), Bytes::from(run_json))
             .await?;

@@ -115,7 +115,11 @@ impl Engine {
                     stored += 1;
                 }
             }
-            info!(%run_id, stored, jobs = live.jobs.len(), "resuming run");
+            let published = self.inner.store.head(&published_key(run_id)).await?;
+            if published.is_some() {
+                live.mark_all_published(Instant::now());
+            }
+            info!(%run_id, stored, jobs = live.jobs.len(), all_published = published.is_some(), "resuming run");
             self.runs().insert(run_id, live);
         }
         Ok(())

@@ -20,6 +20,7 @@ mod supervision;
 use super::finalize::{self, FinalizeError, SettledRun};
 use super::live::{JobState, LiveRun, Recorded};
 use super::{RunRequest, RunSpec, RunState, RunStatus};
+use crate::leadership::{Fence, FenceError};
 use crate::metrics::CoordinatorMetrics;
 use crate::models::{self, ModelError};
 use crate::output::provenance::RunProvenance;
@@ -32,11 +33,12 @@ use nodal_common::retry::{RetryPolicy, retry};
 use nodal_common::store::{SharedStore, StoreError};
 use nodal_types::layout::manifest_key;
 use nodal_types::layout::{
-    self, RunObject, parse_part_key, part_key, run_file_key, run_record_key, spec_key,
+    self, RunObject, parse_part_key, part_key, published_key, run_file_key, run_record_key,
+    spec_key,
 };
 use nodal_types::manifest::Manifest;
 use nodal_types::model_card::ModelCard;
-use nodal_types::wire::{self, Message};
+use nodal_types::wire::{self, HandedBack, Message};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -131,6 +133,9 @@ pub enum EngineError {
     /// Writing the result files failed.
     #[error(transparent)]
     Finalize(#[from] FinalizeError),
+    /// Another coordinator has taken over: this one writes no result files.
+    #[error("fenced: {0}")]
+    Fenced(#[from] FenceError),
     /// The coordinator failed in a way no request could cause (a record
     /// that does not serialise, a statistics task that panicked).
     #[error("internal error: {0}")]
@@ -148,6 +153,7 @@ struct Inner {
     broker: SharedBroker,
     config: EngineConfig,
     metrics: CoordinatorMetrics,
+    fence: Fence,
     runs: Mutex<BTreeMap<Uuid, LiveRun>>,
     kick: Notify,
     changed: watch::Sender<u64>,
@@ -166,11 +172,14 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Declare the queues, resume every unfinished run found in the store,
     /// and start collecting results and supervising runs until `shutdown`.
+    /// `fence` is the epoch this coordinator leads under; result files are
+    /// written only while it is the store's.
     pub async fn start(
         store: SharedStore,
         broker: SharedBroker,
         config: EngineConfig,
         metrics: CoordinatorMetrics,
+        fence: Fence,
         shutdown: CancellationToken,
     ) -> Result<Engine, EngineError> {
         broker.declare().await?;
@@ -180,6 +189,7 @@ impl Engine {
                 broker,
                 config,
                 metrics,
+                fence,
                 runs: Mutex::new(BTreeMap::new()),
                 kick: Notify::new(),
                 changed: watch::channel(0).0,

@@ -41,7 +41,7 @@ impl Engine {
         let m = &self.inner.metrics;
         let result = match wire::decode(&delivery.body) {
             Ok(Message::Result(r)) => r,
-            Ok(Message::Job(job)) => {
+            Ok(Message::Job(job) | Message::HandedBack(HandedBack { job, .. })) => {
                 warn!(job_id = %job.job_id, "a job arrived on the results queue; dead-lettering it");
                 m.dead_lettered.with_label_values(&["wrong_kind"]).inc();
                 settle(delivery.acker.reject().await);
@@ -145,6 +145,14 @@ impl Engine {
                 .map(LiveRun::unpublished)
                 .unwrap_or_default();
             self.publish(run_id, &first).await;
+            if !first.is_empty()
+                && self
+                    .runs()
+                    .get(&run_id)
+                    .is_some_and(|r| r.unpublished().is_empty())
+            {
+                self.mark_published(run_id).await;
+            }
             let settled = self.runs().get(&run_id).is_some_and(LiveRun::is_settled);
             if settled {
                 self.spawn_finalize(run_id);
@@ -186,6 +194,22 @@ impl Engine {
             }
         }
         self.update_run_gauges();
+    }
+
+    /// Store that every job of a run was published once, so that a resumed
+    /// run does not publish them again. Failing costs only duplicates after
+    /// a restart, so it is logged, not retried forever.
+    async fn mark_published(&self, run_id: Uuid) {
+        let key = published_key(run_id);
+        let jobs = self.runs().get(&run_id).map_or(0, |r| r.jobs.len());
+        let body = Bytes::from(serde_json::json!({ "jobs": jobs }).to_string());
+        let stored = retry(RetryPolicy::default(), StoreError::is_transient, || {
+            self.inner.store.put(&key, body.clone())
+        })
+        .await;
+        if let Err(e) = stored {
+            warn!(%run_id, error = %e, "cannot record that every job was published; a restart would publish them again");
+        }
     }
 
     /// Publish jobs `indices` of a run, with confirms; a job that cannot be
