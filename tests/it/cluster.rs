@@ -90,6 +90,8 @@ pub struct Cluster {
     pub dir: TempDir,
     /// The S3 server.
     pub s3: S3Server,
+    /// The broker's URL.
+    pub amqp: String,
     /// The test's queues.
     pub queues: UniqueQueues,
     /// A store handle on the cluster's bucket prefix.
@@ -122,8 +124,13 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    /// Start the S3 server and name the queues.
+    /// Start the S3 server and name the queues on the machine's broker.
     pub async fn start(test: &str) -> anyhow::Result<Self> {
+        Self::start_on(test, &nodal_testkit::amqp_url()).await
+    }
+
+    /// Start the S3 server and name the queues on the broker at `amqp`.
+    pub async fn start_on(test: &str, amqp: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let s3 = S3Server::start().await?;
         let store: SharedStore = Arc::new(S3Store::connect(&s3.config(PREFIX)).await?);
@@ -156,7 +163,8 @@ impl Cluster {
         Ok(Self {
             dir,
             s3,
-            queues: UniqueQueues::for_test(test),
+            amqp: amqp.to_string(),
+            queues: UniqueQueues::new(amqp, &format!("nodal-test.{test}")),
             store,
             tokens,
             coordinator: None,
@@ -179,7 +187,7 @@ impl Cluster {
             .collect();
         env.extend([
             ("NODAL_STORE".into(), self.s3.store_url(PREFIX)),
-            ("NODAL_BROKER".into(), nodal_testkit::amqp_url()),
+            ("NODAL_BROKER".into(), self.amqp.clone()),
             (
                 "NODAL_QUEUE_PREFIX".into(),
                 self.queues.connection_name.clone(),

@@ -9,6 +9,17 @@
 //!   name, never on other tests'): workers reconnect; the coordinator loses
 //!   its lease with its connections, stands by, takes the lease again and
 //!   resumes the run from the store; the run completes;
+//! - the RabbitMQ node itself SIGKILLed mid-run (a node of the test's own,
+//!   on its own ports and data: the machine's broker is never touched) and
+//!   restarted 5 s later on the same data: workers and coordinator
+//!   reconnect, the durable queues come back with their messages, and the
+//!   run completes;
+//! - a worker partitioned from the broker for longer than its AMQP
+//!   heartbeat (5 s here): a loopback relay between it and RabbitMQ stops
+//!   every byte for 25 s without closing anything, as a blackholed route
+//!   does; the broker declares the connection dead and hands the worker's
+//!   jobs to the other worker, the partitioned worker reconnects once the
+//!   link heals, and the run completes;
 //! - poison messages (garbage bytes, an unknown envelope version, a result
 //!   on the jobs queue, a job naming a missing archive, garbage on the
 //!   results queue) go to the dead-letter queue, each counted under its
@@ -24,7 +35,7 @@
 use crate::cluster::{Cluster, FAULT_JOB_TILES, PACE_MS, check_identical, paced_worker};
 use bytes::Bytes;
 use nodal_common::broker::{Broker, RabbitBroker};
-use nodal_testkit::{close_connections, prom};
+use nodal_testkit::{Partition, RabbitNode, close_connections, prom};
 use nodal_types::study::Study;
 use nodal_types::wire::{self, Job, JobCase, JobResult, Message, StageTimings, WIRE_VERSION};
 use std::collections::BTreeMap;
@@ -39,12 +50,17 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 /// Bound on seeing some progress before or after a fault.
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A cluster with the shared cytology archives submitted, a coordinator and
-/// two paced workers.
+/// A cluster on the machine's broker with the shared cytology archives
+/// submitted, a coordinator and two paced workers.
 async fn cluster(test: &str) -> Cluster {
+    cluster_on(test, &nodal_testkit::amqp_url()).await
+}
+
+/// [`cluster`] on the broker at `amqp`.
+async fn cluster_on(test: &str, amqp: &str) -> Cluster {
     let t = Instant::now();
     nodal_testkit::nodal_binary().unwrap();
-    let mut c = Cluster::start(test).await.unwrap();
+    let mut c = Cluster::start_on(test, amqp).await.unwrap();
     c.submit_shared_synthetic(&[STUDY], SCALE, SEED)
         .await
         .unwrap();
@@ -109,6 +125,103 @@ async fn closed_broker_connections_are_reopened_and_the_run_completes() {
     eprintln!(
         "broker connections closed at (jobs done, connections, ms to close) {closed:?} of {} jobs; {:.1} s",
         run.jobs_total,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_node_killed_and_restarted_mid_run_changes_nothing() {
+    let started = Instant::now();
+    let mut node = RabbitNode::start().await.unwrap();
+    eprintln!(
+        "fault-broker-kill: RabbitMQ node up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let c = cluster_on("fault-broker-kill", &node.url()).await;
+    let clean = c.clean_predictions(STUDY, RUN_TIMEOUT).await.unwrap();
+
+    let run = c.create_run_with(STUDY, FAULT_JOB_TILES).await.unwrap();
+    let at_kill = c
+        .wait_jobs_done(run.run_id, run.jobs_total / 3, PROGRESS_TIMEOUT)
+        .await
+        .unwrap();
+    node.kill().unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let restarting = Instant::now();
+    node.restart().await.unwrap();
+    let restart_s = restarting.elapsed().as_secs_f64();
+
+    let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
+    check_identical(&c, STUDY, &done, &clean, "RabbitMQ node SIGKILLed").await;
+    eprintln!(
+        "RabbitMQ node SIGKILLed at {}/{} jobs, down 5 s, back in {restart_s:.1} s; {:.1} s",
+        at_kill.jobs_done,
+        at_kill.jobs_total,
+        started.elapsed().as_secs_f64()
+    );
+    drop(c);
+}
+
+/// The heartbeat the partitioned worker asks for, in seconds.
+const HEARTBEAT_S: u64 = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_partitioned_past_its_heartbeat_changes_nothing() {
+    let started = Instant::now();
+    nodal_testkit::nodal_binary().unwrap();
+    let amqp = nodal_testkit::amqp_url();
+    let uri: lapin::uri::AMQPUri = amqp.parse().unwrap();
+    let broker_addr = format!("{}:{}", uri.authority.host, uri.authority.port)
+        .parse()
+        .unwrap();
+    let partition = Partition::start(broker_addr).await.unwrap();
+    let user = &uri.authority.userinfo;
+    let cut_off_url = format!(
+        "amqp://{}:{}@{}/%2f?heartbeat={HEARTBEAT_S}",
+        user.username,
+        user.password,
+        partition.addr()
+    );
+    let mut c = Cluster::start("fault-partition").await.unwrap();
+    c.submit_shared_synthetic(&[STUDY], SCALE, SEED)
+        .await
+        .unwrap();
+    c.start_coordinator(&[]).unwrap();
+    c.start_worker("worker-1", &paced_worker(PACE_MS)).unwrap();
+    let mut cut_off = paced_worker(PACE_MS);
+    cut_off.extend(["--broker", cut_off_url.as_str()]);
+    c.start_worker("worker-2", &cut_off).unwrap();
+    let clean = c.clean_predictions(STUDY, RUN_TIMEOUT).await.unwrap();
+
+    let run = c.create_run_with(STUDY, FAULT_JOB_TILES).await.unwrap();
+    let at_cut = c
+        .wait_jobs_done(run.run_id, run.jobs_total / 4, PROGRESS_TIMEOUT)
+        .await
+        .unwrap();
+    partition.cut();
+    let outage = Duration::from_secs(5 * HEARTBEAT_S);
+    tokio::time::sleep(outage).await;
+    partition.heal();
+
+    let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
+    check_identical(&c, STUDY, &done, &clean, "a worker partitioned").await;
+    let worker = c.workers.get_mut("worker-2").unwrap();
+    assert!(worker.is_running(), "the partitioned worker survived");
+    assert!(
+        worker.count_lines("no heartbeat received") >= 1,
+        "the partition outlasted the heartbeat"
+    );
+    let reconnected = worker.wait_for_line("consuming again after reconnecting", PROGRESS_TIMEOUT);
+    assert!(
+        reconnected.is_ok(),
+        "the partitioned worker reconnected once the link healed\n{}",
+        c.logs()
+    );
+    eprintln!(
+        "worker-2 partitioned {} s (heartbeat {HEARTBEAT_S} s) at {}/{} jobs, lost its connection to the missed heartbeat, reconnected after healing; {:.1} s",
+        outage.as_secs(),
+        at_cut.jobs_done,
+        at_cut.jobs_total,
         started.elapsed().as_secs_f64()
     );
 }
