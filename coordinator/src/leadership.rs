@@ -55,14 +55,23 @@ pub async fn acquire(
 ) -> Option<Box<dyn Lease>> {
     let mut announced = false;
     loop {
-        match broker.try_lease().await {
-            Ok(Some(lease)) => return Some(lease),
-            Ok(None) if !announced => {
+        // A broker cut off answers nothing: give each request the check's bound.
+        let asked = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            asked = tokio::time::timeout(config.check_timeout, broker.try_lease()) => asked,
+        };
+        match asked {
+            Ok(Ok(Some(lease))) => return Some(lease),
+            Ok(Ok(None)) if !announced => {
                 info!("another coordinator holds the lease; standing by");
                 announced = true;
             }
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, "cannot ask for the coordinator lease; retrying"),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => warn!(error = %e, "cannot ask for the coordinator lease; retrying"),
+            Err(_) => warn!(
+                timeout_s = config.check_timeout.as_secs_f64(),
+                "no answer from the broker to a lease request; retrying"
+            ),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return None,

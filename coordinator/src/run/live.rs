@@ -352,4 +352,25 @@ mod tests {
         assert_eq!(run.status(t2).tiles_failed, 10);
         assert_eq!(run.republished, 1);
     }
+
+    #[test]
+    fn a_resumed_run_marked_published_publishes_nothing_until_it_stalls() {
+        let mut run = run_with_jobs(3);
+        let t0 = Instant::now();
+        run.mark_stored(job_id(run.spec.run_id, 0));
+        assert_eq!(run.unpublished(), vec![1, 2]);
+        run.mark_all_published(t0);
+        assert!(run.unpublished().is_empty(), "nothing to publish at once");
+        assert_eq!(run.jobs[0], JobState::Done, "a stored job stays done");
+        let stall = Duration::from_secs(30);
+        assert!(
+            run.overdue(t0 + Duration::from_secs(29), stall, 4)
+                .is_empty()
+        );
+        assert_eq!(
+            run.overdue(t0 + Duration::from_secs(31), stall, 4),
+            vec![1, 2],
+            "lost jobs come back through the stall rule"
+        );
+    }
 }
