@@ -63,6 +63,20 @@ pub enum ServeError {
     Http(#[from] std::io::Error),
 }
 
+impl ServeError {
+    /// True when waiting may cure it (the store or broker unreachable for
+    /// now): the lease is given back and sought again.
+    fn is_transient(&self) -> bool {
+        match self {
+            ServeError::Engine(EngineError::Store(e)) | ServeError::Fence(FenceError::Store(e)) => {
+                e.is_transient()
+            }
+            ServeError::Engine(EngineError::Broker(e)) => e.transient,
+            _ => false,
+        }
+    }
+}
+
 /// Run the coordinator on `listener` until `shutdown` is cancelled, then
 /// let the engine settle what it holds.
 pub async fn serve(
@@ -128,23 +142,42 @@ async fn lead(
     shutdown: &CancellationToken,
 ) -> Result<(), ServeError> {
     while let Some(lease) = leadership::acquire(broker.as_ref(), config.lease, shutdown).await {
-        let fence = Fence::take(store.clone(), &config.name).await?;
         let stop_engine = shutdown.child_token();
-        let engine = Engine::start(
-            store.clone(),
-            broker.clone(),
-            config.engine.clone(),
-            metrics.clone(),
-            fence,
-            stop_engine.clone(),
-        )
-        .await?;
+        let started = async {
+            let fence = Fence::take(store.clone(), &config.name).await?;
+            let engine = Engine::start(
+                store.clone(),
+                broker.clone(),
+                config.engine.clone(),
+                metrics.clone(),
+                fence,
+                stop_engine.clone(),
+            )
+            .await?;
+            Ok::<_, ServeError>(engine)
+        };
+        let engine = match started.await {
+            Ok(engine) => engine,
+            Err(e) if e.is_transient() => {
+                warn!(error = %e, "cannot take over the runs for now; giving the lease back and trying again");
+                drop(lease);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(config.lease.retry_interval) => continue,
+                }
+            }
+            Err(e) => return Err(e),
+        };
         leading.send_replace(Some(engine.clone()));
         metrics.leader.set(1);
         info!(name = %config.name, "leading: driving runs");
         let lost = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => None,
-            e = leadership::lost(lease.as_ref(), config.lease) => Some(e),
+            // The engine stepped down by itself: the store's fencing epoch
+            // says another coordinator took over.
+            _ = stop_engine.cancelled() => Some("fenced by a later leader".to_string()),
+            e = leadership::lost(lease.as_ref(), config.lease) => Some(e.to_string()),
         };
         leading.send_replace(None);
         metrics.leader.set(0);
@@ -152,9 +185,10 @@ async fn lead(
         engine.stopped().await;
         drop(lease);
         match lost {
-            Some(e) => {
-                warn!(error = %e, "lost the coordinator lease; stopped driving runs, standing by")
-            }
+            Some(why) => warn!(
+                why,
+                "lost the coordinator lease; stopped driving runs, standing by"
+            ),
             None => break,
         }
     }

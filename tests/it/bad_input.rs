@@ -619,6 +619,10 @@ async fn the_api_refuses_bad_requests_clearly_and_creates_nothing() {
     let big_key = "archives/cy-a.00000000000000bb/big.bin";
     let response = c
         .request(Method::PUT, &format!("/store/{big_key}"), "site-cy-a")
+        // The server answers 413 without reading the body and closes the
+        // connection: keep it out of the client's pool, or a later request
+        // may be sent on it as it closes (hyper's IncompleteMessage).
+        .header("connection", "close")
         .body(vec![7u8; 2 * 1024 * 1024])
         .send()
         .await

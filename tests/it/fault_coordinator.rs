@@ -172,6 +172,13 @@ async fn a_coordinator_restarted_with_a_full_queue_publishes_nothing_twice() {
     let run = c.create_run_with(STUDY, FAULT_JOB_TILES).await.unwrap();
     let planned = run.jobs_total as u64;
     wait_depth(&broker, &jobs_queue, planned, &c).await;
+    // Killed once the coordinator has recorded that it published them all.
+    let marker = nodal_types::layout::published_key(run.run_id);
+    let deadline = Instant::now() + PROGRESS_TIMEOUT;
+    while c.store.head(&marker).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{marker} written\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     c.coordinator.as_mut().unwrap().kill().unwrap();
     c.start_coordinator(&[]).unwrap();
     c.coordinator

@@ -286,7 +286,7 @@ async fn an_s3_outage_past_the_transient_deadline_becomes_recorded_failures_not_
     let started = Instant::now();
     let mut c = cluster(
         "fault-store-outage",
-        &["--stall-timeout-secs", "5"],
+        &["--stall-timeout-secs", "5", "--job-deadline-secs", "60"],
         &["--transient-deadline-secs", "0"],
     )
     .await;

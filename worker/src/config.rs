@@ -15,7 +15,7 @@ pub const DEFAULT_FETCH_CONCURRENCY: usize = 32;
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(25);
 /// Default time a job interrupted by store outages keeps being handed back
 /// to the queue, from the first outage, before its unread tiles are
-/// recorded as failures (below RabbitMQ's 30-minute consumer timeout).
+/// recorded as failures (below the coordinator's default job deadline).
 pub const DEFAULT_TRANSIENT_DEADLINE: Duration = Duration::from_secs(20 * 60);
 /// Default pause before a job interrupted by a store outage is handed back.
 pub const DEFAULT_HAND_BACK_PAUSE: Duration = Duration::from_secs(5);

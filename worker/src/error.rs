@@ -161,6 +161,12 @@ impl WorkerError {
         }
     }
 
+    /// True for a store that is unavailable for now (a transient store
+    /// error that outlasted the retries): what hands a job back.
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self, WorkerError::Store(e) if e.is_transient())
+    }
+
     /// Wrap an ONNX Runtime error with what was being done.
     pub(crate) fn ort(context: impl Into<String>) -> impl FnOnce(ort::Error) -> WorkerError {
         let context = context.into();

@@ -10,7 +10,8 @@
 use nodal_types::wire::{HandedBack, Job};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The store outages a job met before this delivery.
+/// The store outages a job met before this delivery. Clocks are assumed
+/// NTP-close; a first outage stamped in this worker's future counts as now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Outages {
     /// When the first one happened (Unix milliseconds); `None`: never.
@@ -32,17 +33,25 @@ impl Outages {
     /// from its first outage, has passed (then its unread tiles are
     /// recorded instead of the job being handed back).
     pub(crate) fn past_deadline(&self, now_unix_ms: u64, deadline: Duration) -> bool {
-        let first = self.first_unix_ms.unwrap_or(now_unix_ms);
-        u128::from(now_unix_ms.saturating_sub(first)) >= deadline.as_millis()
+        let first = self.first(now_unix_ms);
+        u128::from(now_unix_ms - first) >= deadline.as_millis()
     }
 
     /// The message that hands `job` back after an outage at `now_unix_ms`.
     pub(crate) fn hand_back(&self, job: Job, now_unix_ms: u64) -> HandedBack {
         HandedBack {
             job,
-            first_outage_unix_ms: self.first_unix_ms.unwrap_or(now_unix_ms),
+            first_outage_unix_ms: self.first(now_unix_ms),
             times: self.times + 1,
         }
+    }
+
+    /// The first outage, never later than `now_unix_ms`: a time from a
+    /// clock running ahead is taken as now (and handed on so), so that the
+    /// deadline still comes.
+    fn first(&self, now_unix_ms: u64) -> u64 {
+        self.first_unix_ms
+            .map_or(now_unix_ms, |f| f.min(now_unix_ms))
     }
 
     /// Times the job was handed back before.
@@ -97,9 +106,15 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_deadline_records_at_once_and_a_clock_behind_waits() {
+    fn a_zero_deadline_records_at_once_and_a_clock_ahead_cannot_stall_it() {
         assert!(Outages::default().past_deadline(5, Duration::ZERO));
-        let back = Outages::default().hand_back(job(), 10_000);
-        assert!(!Outages::of(&back).past_deadline(9_000, Duration::from_secs(1)));
+        // Handed back by a worker whose clock runs ahead (10 s) ...
+        let ahead = Outages::default().hand_back(job(), 10_000);
+        let seen = Outages::of(&ahead);
+        assert!(!seen.past_deadline(9_000, Duration::from_secs(1)));
+        // ... the next worker counts from its own now, and hands that on.
+        let back = seen.hand_back(job(), 9_000);
+        assert_eq!(back.first_outage_unix_ms, 9_000);
+        assert!(Outages::of(&back).past_deadline(10_000, Duration::from_secs(1)));
     }
 }

@@ -324,15 +324,22 @@ impl Worker {
             }
             Some(Ok(run)) => self.answer(run.result, acker).await,
             Some(Err((reason, e))) => match e.kind() {
-                ErrorKind::Transient
-                    if outages.past_deadline(now_unix_ms(), self.config.transient_deadline) =>
-                {
-                    let detail = format!("{e} (still, at the job's transient deadline)");
-                    self.dead_letter(acker, reason, &detail).await;
+                // Only a store outage is handed back: other transient errors
+                // (a denied read, an ONNX Runtime hiccup) are requeued, and
+                // the queue's delivery limit dead-letters one that persists.
+                ErrorKind::Transient if e.is_store_unavailable() => {
+                    let now = now_unix_ms();
+                    if outages.past_deadline(now, self.config.transient_deadline) {
+                        let detail = format!("{e} (still, at the job's transient deadline)");
+                        self.dead_letter(acker, reason, &detail).await;
+                    } else {
+                        let handed_back = outages.hand_back(job, now);
+                        self.hand_back(handed_back, acker, &e.to_string()).await;
+                    }
                 }
                 ErrorKind::Transient => {
-                    let handed_back = outages.hand_back(job, now_unix_ms());
-                    self.hand_back(handed_back, acker, &e.to_string()).await;
+                    warn!(error = %e, "job failed for now; returning it to the queue");
+                    self.requeue(acker).await;
                 }
                 ErrorKind::Permanent => self.dead_letter(acker, reason, &e.to_string()).await,
                 ErrorKind::Fatal => {

@@ -69,6 +69,7 @@ impl From<EngineError> for ApiError {
             | EngineError::Broker(_)
             | EngineError::Finalize(_)
             | EngineError::Fenced(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            EngineError::SteppingDown => (StatusCode::SERVICE_UNAVAILABLE, "standby"),
             EngineError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ApiError::new(status, kind, e.to_string())

@@ -186,9 +186,19 @@ impl LiveRun {
     }
 
     /// When the run has made no progress for `stall` and jobs are still
-    /// pending: the jobs to publish again, after giving up (marking failed)
-    /// those already published `max_publishes` times.
-    pub fn overdue(&mut self, now: Instant, stall: Duration, max_publishes: u32) -> Vec<usize> {
+    /// pending: the jobs to publish again. A job already published
+    /// `max_publishes` times is not published again; it is given up on
+    /// (marked failed) once `give_up_after` has passed since its last
+    /// publication with no result — longer than the workers' transient
+    /// deadline, so that a job handed back through a long store outage is
+    /// never given up while a worker still tries it.
+    pub fn overdue(
+        &mut self,
+        now: Instant,
+        stall: Duration,
+        max_publishes: u32,
+        give_up_after: Duration,
+    ) -> Vec<usize> {
         if now.duration_since(self.last_progress) < stall {
             return Vec::new();
         }
@@ -203,6 +213,9 @@ impl LiveRun {
                     continue;
                 }
                 if *publishes >= max_publishes {
+                    if now.duration_since(*at) < give_up_after {
+                        continue;
+                    }
                     *s = JobState::Failed(format!(
                         "no result after {publishes} publications (dead-lettered or lost; see the dead-letter queue)"
                     ));
@@ -338,18 +351,25 @@ mod tests {
         run.mark_published(1, t0);
         run.record_result(job_id(run.spec.run_id, 1), 10, 0, "w", t0);
         let stall = Duration::from_secs(30);
+        let give_up = Duration::from_secs(600);
         assert!(
-            run.overdue(t0 + Duration::from_secs(5), stall, 2)
+            run.overdue(t0 + Duration::from_secs(5), stall, 2, give_up)
                 .is_empty()
         );
         let t1 = t0 + Duration::from_secs(31);
-        assert_eq!(run.overdue(t1, stall, 2), vec![0]);
+        assert_eq!(run.overdue(t1, stall, 2, give_up), vec![0]);
         run.mark_published(0, t1);
         let t2 = t1 + Duration::from_secs(31);
-        assert!(run.overdue(t2, stall, 2).is_empty());
+        assert!(run.overdue(t2, stall, 2, give_up).is_empty());
+        assert!(
+            matches!(run.jobs[0], JobState::Pending { publishes: 2, .. }),
+            "published enough, but not given up before its deadline"
+        );
+        let t3 = t1 + give_up;
+        assert!(run.overdue(t3, stall, 2, give_up).is_empty());
         assert!(matches!(run.jobs[0], JobState::Failed(_)));
         assert!(run.is_settled());
-        assert_eq!(run.status(t2).tiles_failed, 10);
+        assert_eq!(run.status(t3).tiles_failed, 10);
         assert_eq!(run.republished, 1);
     }
 
@@ -363,12 +383,13 @@ mod tests {
         assert!(run.unpublished().is_empty(), "nothing to publish at once");
         assert_eq!(run.jobs[0], JobState::Done, "a stored job stays done");
         let stall = Duration::from_secs(30);
+        let give_up = Duration::from_secs(600);
         assert!(
-            run.overdue(t0 + Duration::from_secs(29), stall, 4)
+            run.overdue(t0 + Duration::from_secs(29), stall, 4, give_up)
                 .is_empty()
         );
         assert_eq!(
-            run.overdue(t0 + Duration::from_secs(31), stall, 4),
+            run.overdue(t0 + Duration::from_secs(31), stall, 4, give_up),
             vec![1, 2],
             "lost jobs come back through the stall rule"
         );

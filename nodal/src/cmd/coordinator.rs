@@ -9,7 +9,8 @@ use nodal_coordinator::api::store_proxy::{DEFAULT_MAX_BODY_MIB, ProxyConfig};
 use nodal_coordinator::auth::TokenStore;
 use nodal_coordinator::leadership::LeaseConfig;
 use nodal_coordinator::run::engine::{
-    DEFAULT_JOB_TILES, DEFAULT_MAX_PUBLISHES, DEFAULT_STALL_TIMEOUT, EngineConfig,
+    DEFAULT_JOB_DEADLINE, DEFAULT_JOB_TILES, DEFAULT_MAX_PUBLISHES, DEFAULT_STALL_TIMEOUT,
+    EngineConfig,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,9 +41,14 @@ pub struct CoordinatorArgs {
     /// overdue jobs are published again.
     #[arg(long, env = "NODAL_STALL_TIMEOUT_SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs())]
     pub stall_timeout_secs: u64,
-    /// Publications of one job before it is given up on and its cases reported failed.
+    /// Publications of one job with no result (the first and the stall rule's).
     #[arg(long, env = "NODAL_MAX_PUBLISHES", default_value_t = DEFAULT_MAX_PUBLISHES)]
     pub max_publishes: u32,
+    /// Seconds after a job's last publication with no result before it is
+    /// given up on and its cases reported failed (keep it above the
+    /// workers' --transient-deadline-secs).
+    #[arg(long, env = "NODAL_JOB_DEADLINE_SECS", default_value_t = DEFAULT_JOB_DEADLINE.as_secs())]
+    pub job_deadline_secs: u64,
     /// JSON file of API tokens (see docs/api.md); it or --tokens-json is
     /// required unless --insecure-no-auth.
     #[arg(long, env = "NODAL_TOKENS_FILE")]
@@ -101,6 +107,7 @@ impl TryFrom<&CoordinatorArgs> for CoordinatorConfig {
                 job_tiles: args.job_tiles,
                 stall_timeout: Duration::from_secs(args.stall_timeout_secs),
                 max_publishes: args.max_publishes,
+                job_deadline: Duration::from_secs(args.job_deadline_secs),
                 ..EngineConfig::default()
             },
             proxy: ProxyConfig {

@@ -39,7 +39,7 @@ pub struct WorkerArgs {
     pub grace_period_secs: u64,
     /// Seconds, from a job's first store outage, that it is handed back to
     /// the queue to be tried again; past them its unread tiles are recorded
-    /// as failures (keep it under RabbitMQ's consumer timeout, 30 min).
+    /// as failures (keep it under the coordinator's --job-deadline-secs).
     #[arg(long, env = "NODAL_TRANSIENT_DEADLINE_SECS", default_value_t = DEFAULT_TRANSIENT_DEADLINE.as_secs())]
     pub transient_deadline_secs: u64,
     /// Milliseconds to wait before handing a job back after a store outage.

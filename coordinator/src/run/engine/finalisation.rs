@@ -63,10 +63,11 @@ impl Engine {
                 warn!(%run_id, error = %e, "cannot write results yet; will retry");
                 run.state = RunState::Running;
             }
-            Err(EngineError::Fenced(e)) => {
+            Err(EngineError::Fenced(e @ FenceError::Replaced { .. })) => {
                 // Not the run's failure: the leader that replaced this
-                // coordinator finalises it.
-                error!(%run_id, error = %e, "another coordinator leads; this one writes nothing");
+                // coordinator finalises it. This engine steps down.
+                error!(%run_id, error = %e, "another coordinator leads; this one writes nothing and steps down");
+                self.inner.shutdown.cancel();
             }
             Err(e) => {
                 error!(%run_id, error = %e, "run failed");

@@ -9,6 +9,13 @@ impl Engine {
     /// spec, and hand the jobs to the supervisor for publication.
     #[instrument(skip_all, fields(model = %request.model))]
     pub async fn create_run(&self, request: RunRequest) -> Result<RunStatus, EngineError> {
+        // Counted as one of the engine's tasks, so that stepping down waits
+        // for it: its spec is then stored before the next leader lists the
+        // runs. Refused once stepping down has begun.
+        let _in_flight = self.inner.tasks.token();
+        if self.inner.shutdown.is_cancelled() {
+            return Err(EngineError::SteppingDown);
+        }
         if request.archives.is_empty() {
             return Err(EngineError::BadRequest(
                 "`archives` must name at least one archive".into(),
@@ -103,6 +110,9 @@ impl Engine {
             let run_id = spec.run_id;
             let mut live = match self.load_run(spec).await {
                 Ok(l) => l,
+                // The store failing for now: the engine does not start, and
+                // the lease is sought again, so the run is not skipped.
+                Err(EngineError::Store(e)) if e.is_transient() => return Err(e.into()),
                 Err(e) => {
                     error!(%run_id, error = %e, "cannot resume run");
                     continue;

@@ -59,8 +59,13 @@ pub struct EngineConfig {
     /// A run with no result for this long, while the job queue is empty,
     /// gets its overdue jobs published again.
     pub stall_timeout: Duration,
-    /// Publications of one job before it is given up on.
+    /// Publications of one job; after the last, it is waited for until
+    /// `job_deadline`, then given up on.
     pub max_publishes: u32,
+    /// Time after a job's last publication with no result before it is
+    /// given up on (its cases reported failed); above the workers'
+    /// transient deadline.
+    pub job_deadline: Duration,
     /// How often the supervisor looks at the runs.
     pub check_interval: Duration,
     /// Unacked results the coordinator holds at once.
@@ -72,8 +77,11 @@ pub const DEFAULT_JOB_TILES: usize = 256;
 /// Default time without results (and an empty job queue) before overdue
 /// jobs are published again.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default publications of one job before it is given up on.
+/// Default publications of one job.
 pub const DEFAULT_MAX_PUBLISHES: u32 = 4;
+/// Default wait after a job's last publication before it is given up on:
+/// more than the workers' default transient deadline (20 min).
+pub const DEFAULT_JOB_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -81,6 +89,7 @@ impl Default for EngineConfig {
             job_tiles: DEFAULT_JOB_TILES,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             max_publishes: DEFAULT_MAX_PUBLISHES,
+            job_deadline: DEFAULT_JOB_DEADLINE,
             check_interval: Duration::from_secs(2),
             results_prefetch: 32,
         }
@@ -136,6 +145,9 @@ pub enum EngineError {
     /// Another coordinator has taken over: this one writes no result files.
     #[error("fenced: {0}")]
     Fenced(#[from] FenceError),
+    /// This coordinator is handing the runs over (it lost the lease).
+    #[error("this coordinator is stepping down: another one takes over the runs; retry")]
+    SteppingDown,
     /// The coordinator failed in a way no request could cause (a record
     /// that does not serialise, a statistics task that panicked).
     #[error("internal error: {0}")]
@@ -154,6 +166,8 @@ struct Inner {
     config: EngineConfig,
     metrics: CoordinatorMetrics,
     fence: Fence,
+    /// Cancelled when the engine stops (shutdown, or stepping down).
+    shutdown: CancellationToken,
     runs: Mutex<BTreeMap<Uuid, LiveRun>>,
     kick: Notify,
     changed: watch::Sender<u64>,
@@ -190,6 +204,7 @@ impl Engine {
                 config,
                 metrics,
                 fence,
+                shutdown: shutdown.clone(),
                 runs: Mutex::new(BTreeMap::new()),
                 kick: Notify::new(),
                 changed: watch::channel(0).0,

@@ -173,8 +173,12 @@ impl Engine {
             let again = match self.runs().get_mut(&run_id) {
                 Some(run) => {
                     let before = run.status(Instant::now()).jobs_failed;
-                    let again =
-                        run.overdue(Instant::now(), config.stall_timeout, config.max_publishes);
+                    let again = run.overdue(
+                        Instant::now(),
+                        config.stall_timeout,
+                        config.max_publishes,
+                        config.job_deadline,
+                    );
                     let failed = run.status(Instant::now()).jobs_failed - before;
                     metrics.jobs_failed.inc_by(failed as u64);
                     if failed > 0 {
