@@ -383,12 +383,7 @@ impl Worker {
         if let Err(e) = acker.ack().await {
             warn!(error = %e, "could not ack the dropped job; it will come back and be dropped again");
         }
-        self.deps
-            .metrics
-            .jobs
-            .with_label_values(&[job_outcome::RUN_FINISHED])
-            .inc();
-        self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+        self.settled(job_outcome::RUN_FINISHED, &self.counts.dropped);
     }
 
     /// After a pause, publish the job again and ack this delivery: a fresh
@@ -413,27 +408,15 @@ impl Worker {
             () = self.abort.cancelled() => return self.requeue(acker).await,
             () = tokio::time::sleep(self.config.hand_back_pause) => {}
         }
-        let broker = &self.deps.broker;
-        let queue = &broker.queues().jobs;
-        let published = retry(
-            self.config.publish_retry,
-            |e: &BrokerError| e.transient,
-            || broker.publish(queue, body.clone()),
-        )
-        .await;
-        if let Err(e) = published {
+        let queue = &self.deps.broker.queues().jobs;
+        if let Err(e) = self.publish(queue, body).await {
             error!(error = %e, "cannot hand the job back; returning it to the queue");
             return self.requeue(acker).await;
         }
         if let Err(e) = acker.ack().await {
             warn!(error = %e, "job handed back but the ack failed; it will come back twice");
         }
-        self.deps
-            .metrics
-            .jobs
-            .with_label_values(&[job_outcome::HANDED_BACK])
-            .inc();
-        self.counts.handed_back.fetch_add(1, Ordering::Relaxed);
+        self.settled(job_outcome::HANDED_BACK, &self.counts.handed_back);
     }
 
     /// Check the archive, get the model, run the tiles. Errors carry the
@@ -471,15 +454,9 @@ impl Worker {
                     .await;
             }
         };
-        let broker = &self.deps.broker;
-        let queue = &broker.queues().results;
+        let queue = &self.deps.broker.queues().results;
         let timer = metrics.publish_seconds.start_timer();
-        let published = retry(
-            self.config.publish_retry,
-            |e: &BrokerError| e.transient,
-            || broker.publish(queue, body.clone()),
-        )
-        .await;
+        let published = self.publish(queue, body).await;
         timer.observe_duration();
         if let Err(e) = published {
             error!(error = %e, "cannot publish the result; returning the job to the queue");
@@ -488,12 +465,8 @@ impl Worker {
         if let Err(e) = acker.ack().await {
             warn!(error = %e, "result published but the ack failed; the job will come back and be answered again");
         }
-        metrics
-            .jobs
-            .with_label_values(&[job_outcome::ANSWERED])
-            .inc();
+        self.settled(job_outcome::ANSWERED, &self.counts.answered);
         tiles.record(metrics);
-        self.counts.answered.fetch_add(1, Ordering::Relaxed);
         self.counts.tiles_ok.fetch_add(tiles.ok, Ordering::Relaxed);
         self.counts
             .tiles_failed
@@ -509,12 +482,7 @@ impl Worker {
         if let Err(e) = acker.requeue().await {
             warn!(error = %e, "could not requeue the job; the broker returns it when the subscription closes");
         }
-        self.deps
-            .metrics
-            .jobs
-            .with_label_values(&[job_outcome::REQUEUED])
-            .inc();
-        self.counts.requeued.fetch_add(1, Ordering::Relaxed);
+        self.settled(job_outcome::REQUEUED, &self.counts.requeued);
     }
 
     async fn dead_letter(&self, acker: Box<dyn Acker>, reason: &'static str, detail: &str) {
@@ -525,13 +493,31 @@ impl Worker {
         if let Err(e) = acker.reject().await {
             warn!(error = %e, "could not dead-letter the message; the broker will deliver it again");
         }
-        let metrics = &self.deps.metrics;
-        metrics.dead_lettered.with_label_values(&[reason]).inc();
-        metrics
-            .jobs
-            .with_label_values(&[job_outcome::DEAD_LETTERED])
+        self.deps
+            .metrics
+            .dead_lettered
+            .with_label_values(&[reason])
             .inc();
-        self.counts.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        self.settled(job_outcome::DEAD_LETTERED, &self.counts.dead_lettered);
+    }
+
+    /// Publish `body` to `queue`, waiting for the confirm and retrying
+    /// transient errors.
+    async fn publish(&self, queue: &str, body: Bytes) -> Result<(), BrokerError> {
+        let broker = &self.deps.broker;
+        retry(
+            self.config.publish_retry,
+            |e: &BrokerError| e.transient,
+            || broker.publish(queue, body.clone()),
+        )
+        .await
+    }
+
+    /// Count a settled delivery under `outcome` (`nodal_worker_jobs_total`)
+    /// and in this worker's summary `counter`.
+    fn settled(&self, outcome: &'static str, counter: &AtomicU64) {
+        self.deps.metrics.jobs.with_label_values(&[outcome]).inc();
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Remember the first fatal error and stop taking jobs.
