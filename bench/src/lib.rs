@@ -448,7 +448,7 @@ impl Bench<'_> {
                 store: p.store.describe(),
                 tiles: self.timed.tile_count(),
                 jobs: self.timed.jobs.len(),
-                distinct_tiles: p.keys.len(),
+                distinct_tiles: p.distinct_tiles,
                 sample_tiles: p.sample.len(),
                 mean_tile_bytes: p.mean_tile_bytes(),
             },
@@ -546,7 +546,7 @@ impl Distributed {
                 .collect();
             keys.push(prepared.card.onnx_key());
             keys.push(card_key(&prepared.card.name, &prepared.card.version));
-            keys.extend(prepared.keys.iter().cloned());
+            keys.extend(prepared.shards.iter().cloned());
             step(&format!("copying {} objects to {store_name}", keys.len()));
             workload::copy(&prepared.store, &store, &keys).await?;
         }

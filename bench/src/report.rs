@@ -193,6 +193,11 @@ pub struct EndToEndReport {
     /// Fraction of the wall time the inference threads were running a batch
     /// (summed over workers, so up to `workers`).
     pub infer_busy: f64,
+    /// Ranged reads of tile shards in the best round (one per contiguous
+    /// run of a job's tiles; retries not counted).
+    pub shard_reads: u64,
+    /// Tiles per ranged read.
+    pub tiles_per_read: f64,
     /// Per-stage times.
     pub stages: Stages,
     /// The process's resident memory.
@@ -202,7 +207,7 @@ pub struct EndToEndReport {
 /// Per-stage times of one end-to-end run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stages {
-    /// One tile's fetch, retries included.
+    /// One ranged read of a shard, retries included.
     pub fetch: Stage,
     /// One tile's decode.
     pub decode: Stage,
@@ -319,6 +324,8 @@ impl EndToEndReport {
             mean_batch_tiles: s.batch_size.mean(),
             batch_fill: s.batch_fill.mean(),
             infer_busy: s.infer.sum / elapsed.max(1e-9),
+            shard_reads: s.fetch.count,
+            tiles_per_read: best.throughput.tiles as f64 / s.fetch.count.max(1) as f64,
             stages: Stages {
                 fetch: s.fetch.into(),
                 decode: s.decode.into(),
@@ -431,19 +438,20 @@ impl BenchReport {
         if self.embedded.is_some() || self.distributed.is_some() {
             let _ = writeln!(
                 out,
-                "\nstages (mean ms)             fetch/tile decode/tile  wait/tile infer/batch publish/job"
+                "\nstages (mean ms)             fetch/read decode/tile  wait/tile infer/batch publish/job  tiles/read"
             );
             for (name, e) in self.end_to_end() {
                 let st = &e.stages;
                 let _ = writeln!(
                     out,
-                    "{:<28} {:>10.3} {:>11.3} {:>10.3} {:>11.2} {:>11.2}",
+                    "{:<28} {:>10.3} {:>11.3} {:>10.3} {:>11.2} {:>11.2} {:>11.1}",
                     name,
                     st.fetch.mean_ms,
                     st.decode.mean_ms,
                     st.queue_wait.mean_ms,
                     st.infer.mean_ms,
-                    st.publish.mean_ms
+                    st.publish.mean_ms,
+                    e.tiles_per_read
                 );
             }
             for (name, e) in self.end_to_end() {

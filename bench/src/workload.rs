@@ -16,7 +16,7 @@ use nodal_types::layout::manifest_key;
 use nodal_types::manifest::Manifest;
 use nodal_types::model_card::ModelCard;
 use nodal_types::study::Study;
-use nodal_types::wire::{Job, ModelRef};
+use nodal_types::wire::{Job, JobTile, ModelRef};
 use nodal_worker::throughput;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -69,8 +69,10 @@ pub(crate) struct Prepared {
     pub sample: Vec<Bytes>,
     /// A real report vector for the ceiling, for models that take one.
     pub report: Option<Vec<f32>>,
-    /// Every distinct tile key the planned runs read.
-    pub keys: Vec<String>,
+    /// Distinct tiles the planned runs read.
+    pub distinct_tiles: usize,
+    /// Every shard the planned runs read, by key.
+    pub shards: Vec<String>,
 }
 
 /// The default synth scale: enough cases for a few hundred distinct tiles.
@@ -121,16 +123,22 @@ pub(crate) async fn prepare(source: &Source, model: &str) -> anyhow::Result<Prep
                     .await
                     .with_context(|| format!("archive {id}: reading its manifest"))?;
                 manifests.push(
-                    serde_json::from_slice(&bytes)
-                        .with_context(|| format!("archive {id}: {key} is not a manifest"))?,
+                    Manifest::parse(&bytes)
+                        .with_context(|| format!("archive {id}: {key} cannot be used"))?,
                 );
             }
             (store.clone(), manifests, card, onnx, reference)
         }
     };
     let jobs = plan(&manifests, &card, &reference, None, 256)?;
-    let keys = distinct_keys(&jobs);
-    let sample = load(&store, &keys[..keys.len().min(SAMPLE_TILES)]).await?;
+    let tiles = distinct_tiles(&jobs);
+    let sample = load(&store, &tiles[..tiles.len().min(SAMPLE_TILES)]).await?;
+    let mut seen = HashSet::new();
+    let shards: Vec<String> = tiles
+        .iter()
+        .filter(|t| seen.insert(t.shard_key.as_str()))
+        .map(|t| t.shard_key.clone())
+        .collect();
     let report = jobs
         .iter()
         .flat_map(|j| &j.cases)
@@ -143,7 +151,8 @@ pub(crate) async fn prepare(source: &Source, model: &str) -> anyhow::Result<Prep
         manifests,
         sample,
         report,
-        keys,
+        distinct_tiles: tiles.len(),
+        shards,
     })
 }
 
@@ -237,25 +246,25 @@ fn cut(jobs: Vec<Job>, tiles: usize) -> Vec<Job> {
     kept
 }
 
-/// Every tile key of `jobs`, each once, in job order.
-fn distinct_keys(jobs: &[Job]) -> Vec<String> {
+/// Every tile of `jobs`, each once, in job order.
+fn distinct_tiles(jobs: &[Job]) -> Vec<JobTile> {
     let mut seen = HashSet::new();
     jobs.iter()
         .flat_map(|j| &j.cases)
         .flat_map(|c| &c.tiles)
-        .filter(|k| seen.insert(k.as_str()))
+        .filter(|t| seen.insert((t.shard_key.as_str(), t.offset)))
         .cloned()
         .collect()
 }
 
-/// Read `keys` from `store`.
-async fn load(store: &SharedStore, keys: &[String]) -> anyhow::Result<Vec<Bytes>> {
-    futures::stream::iter(keys)
-        .map(|key| async move {
+/// Read `tiles` from their shards in `store`.
+async fn load(store: &SharedStore, tiles: &[JobTile]) -> anyhow::Result<Vec<Bytes>> {
+    futures::stream::iter(tiles)
+        .map(|t| async move {
             store
-                .get(key)
+                .get_range(&t.shard_key, t.offset, u64::from(t.length))
                 .await
-                .with_context(|| format!("reading {key}"))
+                .with_context(|| format!("reading {} from {}", t.name, t.shard_key))
         })
         .buffered(CONCURRENCY)
         .try_collect()
@@ -358,8 +367,8 @@ mod tests {
             );
         }
         assert_eq!(
-            distinct_keys(&plan(&[m], &card, &reference, Some(30), 4).expect("plan")).len(),
-            5
+            distinct_tiles(&plan(&[m], &card, &reference, Some(30), 4).expect("plan")).len(),
+            8
         );
     }
 

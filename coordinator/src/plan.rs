@@ -1,4 +1,6 @@
-//! Run planning: archives + model → jobs of about `job_tiles` tiles.
+//! Run planning: archives + model → jobs of about `job_tiles` tiles, cut
+//! along case boundaries and, where they can be, along shard boundaries, so
+//! that a job's tiles are one contiguous range of one shard (one GET).
 //!
 //! Pure and deterministic: the same manifests, card and settings give the
 //! same jobs with the same ids, which is what lets a restarted coordinator
@@ -7,7 +9,7 @@
 use crate::output::failures::{FailureLevel, FailureRow, FailureStage};
 use nodal_types::manifest::{Case, Manifest};
 use nodal_types::model_card::ModelCard;
-use nodal_types::wire::{Job, JobCase, ModelRef};
+use nodal_types::wire::{Job, JobCase, JobTile, ModelRef};
 use uuid::Uuid;
 
 /// Why a run cannot be planned.
@@ -135,11 +137,12 @@ pub fn plan_run(
                     continue;
                 }
             };
-            let tiles: Vec<String> = case
+            let tiles: Vec<JobTile> = case
                 .images
                 .iter()
                 .filter(|i| i.qc.passed)
-                .flat_map(|i| i.tiles.iter().map(|t| t.key.clone()))
+                .flat_map(|i| &i.tiles)
+                .map(|t| JobTile::of(&manifest.archive_id, t))
                 .collect();
             builder.add_case(&manifest.archive_id, &case.case_id, tiles, report);
         }
@@ -253,7 +256,8 @@ fn case_row(manifest: &Manifest, case: &Case, stage: FailureStage, reason: Strin
 }
 
 /// Packs cases into jobs: a case that fits in a job is never split; a case
-/// larger than a job fills job-sized parts.
+/// larger than a job fills job-sized parts; a case that starts in another
+/// shard than the open job's last tile starts a job of its own.
 struct JobBuilder<'a> {
     run_id: Uuid,
     model: &'a ModelRef,
@@ -267,14 +271,21 @@ impl JobBuilder<'_> {
         &mut self,
         archive_id: &str,
         case_id: &str,
-        tiles: Vec<String>,
+        tiles: Vec<JobTile>,
         report: Option<Vec<f32>>,
     ) {
         let room = self
             .open
             .as_ref()
             .map_or(0, |j| self.job_tiles - j.tile_count());
-        if tiles.len() > room && tiles.len() <= self.job_tiles {
+        let open_shard = self
+            .open
+            .as_ref()
+            .and_then(|j| j.cases.last()?.tiles.last())
+            .map(|t| t.shard_key.as_str());
+        let other_shard =
+            open_shard.is_some_and(|s| Some(s) != tiles.first().map(|t| t.shard_key.as_str()));
+        if other_shard || (tiles.len() > room && tiles.len() <= self.job_tiles) {
             self.close();
         }
         let mut part = 0;
@@ -322,7 +333,9 @@ impl JobBuilder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nodal_testkit::fixtures::{card, case, manifest, model_ref};
+    use nodal_testkit::fixtures::{
+        TILE_BYTES, card, case, manifest, manifest_in_shards, model_ref,
+    };
     use nodal_types::study::Study;
     use proptest::prelude::*;
 
@@ -427,6 +440,41 @@ mod tests {
             text.contains("archive cy-a.0001 was tiled with jpeg-encoder 0.6")
                 && text.contains("was validated on libjpeg-turbo 3.1.0"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_job_does_not_cross_into_another_shard_between_cases() {
+        // Shards of 20 tiles: c1 (6 tiles, and 3 of a failed image) and c2 (6 + 3)
+        // share shard 0; c3 (6 + 3) does not fit and starts shard 1.
+        let tile = TILE_BYTES as u64;
+        let m = manifest_in_shards(
+            "a",
+            vec![
+                case("c1", 6, true),
+                case("c2", 6, true),
+                case("c3", 6, true),
+            ],
+            20 * tile,
+        );
+        assert_eq!(m.shards.len(), 2);
+        let plan = plan_run(Uuid::from_u128(1), &[m], &card(), &model_ref(), 64).unwrap();
+        let shape: Vec<Vec<&str>> = plan
+            .jobs
+            .iter()
+            .map(|j| j.cases.iter().map(|c| c.case_id.as_str()).collect())
+            .collect();
+        assert_eq!(shape, vec![vec!["c1", "c2"], vec!["c3"]]);
+        for job in &plan.jobs {
+            let tiles: Vec<&JobTile> = job.cases.iter().flat_map(|c| &c.tiles).collect();
+            assert!(tiles.iter().all(|t| t.shard_key == tiles[0].shard_key));
+            assert!(tiles.windows(2).all(|w| w[0].end() <= w[1].offset));
+        }
+        assert_eq!(plan.jobs[1].cases[0].tiles[0].offset, 0);
+        assert!(
+            plan.jobs[1].cases[0].tiles[0]
+                .shard_key
+                .ends_with("/shards/000001.bin")
         );
     }
 

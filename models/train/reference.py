@@ -80,19 +80,19 @@ def compare(store, card_path, predictions):
         case = manifests[archive].get(manifest_case_id(row))
         if case is None:
             sys.exit(f"{predictions}:{line}: case {row['case_id']!r} is not in archive {archive}")
-        keys = stored.case_tile_keys(case)
-        arrays = [stored.read_tile(stored.read_stored(store, k)) for k in keys]
+        tiles = stored.case_tiles(case)
+        arrays = [stored.read_tile(stored.read_stored(store, archive, t)) for t in tiles]
         report = stored.encode_report(case["report"], card["report_features"]) if card["report_features"] else None
         ours = run_case(session, card, arrays, report)
         theirs = np.array([float(row[c]) for c in columns])
         worst = max(worst, float(np.abs(ours - theirs).max()))
-        n_tiles += len(keys)
+        n_tiles += len(tiles)
     return worst, len(rows), n_tiles
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", required=True, help="folder holding archives/<id>/manifest.json and the tiles")
+    ap.add_argument("--store", required=True, help="folder holding archives/<id>/manifest.json and the tile shards")
     ap.add_argument("--card", required=True, help="the model's card.json (model.onnx beside it)")
     ap.add_argument("--predictions", required=True, help="the run's predictions.csv")
     ap.add_argument("--tolerance", type=float, default=1e-5)

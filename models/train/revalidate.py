@@ -109,7 +109,7 @@ def revalidate(name, args):
     picks = []
     for r in val[::step][:JPEG_REFERENCES[name]]:
         case = {c["case_id"]: c for c in stored.load_manifest(store, r["archive_id"])["cases"]}[r["case_id"]]
-        picks.append((r["archive_id"], r["case_id"], stored.case_tile_keys(case)[0], case["report"]))
+        picks.append((r["archive_id"], r["case_id"], stored.case_tiles(case)[0], case["report"]))
     session = ort.InferenceSession(os.path.join(model_dir, card["onnx_file"]), providers=["CPUExecutionProvider"])
     ref_dir = os.path.join(model_dir, "reference")
     ref_path = os.path.join(ref_dir, "reference.json")

@@ -235,7 +235,7 @@ def train_cytology(study_dir, out_dir, args):
             "train_seconds": round(t_trained - t_start), "versions": versions(),
         },
     }
-    picks = [(c.archive_id, c.case_id, stored.case_tile_keys(c_manifest)[0], None)
+    picks = [(c.archive_id, c.case_id, stored.case_tiles(c_manifest)[0], None)
              for c, c_manifest in jpeg_reference_cases(args.store, [c for c in val_cases if c.tiles], 6)]
     write_json(os.path.join(ref_dir, "reference.json"), {
         "model": "cytology-origin",

@@ -3,8 +3,8 @@
 //!
 //! Stages: read the case table (`cases.csv` or `cases.xlsx`) → scan (hash
 //! every file, check image headers, parse reports) → QC (decode every image,
-//! measure) → eligibility → tile and upload (tiles first, the manifest
-//! last). Every file is read through [`site_folder`]'s one rule: nothing
+//! measure) → eligibility → tile, pack into shards and upload (shards
+//! first, the manifest last). Every file is read through [`site_folder`]'s one rule: nothing
 //! outside the folder, only regular files. Any problem in the folder
 //! stops the submission before anything is uploaded, with every problem
 //! listed. The same folder with the same settings gets the same archive id;
@@ -39,7 +39,7 @@ pub use summary::Summary;
 
 use nodal_common::store::SharedStore;
 use nodal_types::NODAL_VERSION;
-use nodal_types::layout::{manifest_key, tiles_prefix};
+use nodal_types::layout::{manifest_key, shard_key, shards_prefix};
 use nodal_types::manifest::{
     CasesTable, MANIFEST_SCHEMA_VERSION, Manifest, QcThresholds, SourceFile,
 };
@@ -53,8 +53,11 @@ use std::sync::Arc;
 use table::TableOptions;
 use upload::{TileJob, TilingPlan};
 
-/// Default number of tile uploads in flight.
-pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 32;
+/// Default number of shard uploads in flight.
+pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 8;
+
+/// Default shard size, MiB ([`nodal_types::shard::DEFAULT_SHARD_BYTES`]).
+pub const DEFAULT_SHARD_MIB: u64 = nodal_types::shard::DEFAULT_SHARD_BYTES >> 20;
 
 /// What to submit, and how.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,8 +70,10 @@ pub struct SubmitOptions {
     pub dir: PathBuf,
     /// QC thresholds.
     pub thresholds: QcThresholds,
-    /// Most tile uploads in flight.
+    /// Most shard uploads in flight.
     pub upload_concurrency: usize,
+    /// The size at which a shard of tiles is closed.
+    pub shard_bytes: u64,
     /// How to read the case table.
     pub table: TableOptions,
     /// Bytes that images decoded at once may take.
@@ -84,6 +89,7 @@ impl SubmitOptions {
             dir: dir.into(),
             thresholds: qc::default_thresholds(study),
             upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+            shard_bytes: nodal_types::shard::DEFAULT_SHARD_BYTES,
             table: TableOptions::default(),
             decode_memory: pixel_budget::DEFAULT_DECODE_MEMORY_MIB << 20,
         }
@@ -196,6 +202,7 @@ pub async fn submit_site(
         qc_thresholds: opts.thresholds.clone(),
         cases_table: Some(table),
         source_files: scan.files,
+        shards: Vec::new(),
         cases,
     };
     let plan = TilingPlan {
@@ -204,6 +211,7 @@ pub async fn submit_site(
         mode: manifest.tiling.mode,
         archive_id: manifest.archive_id.clone(),
         concurrency: opts.upload_concurrency,
+        shard_bytes: opts.shard_bytes,
     };
     let stats = upload_archive(&plan, &store, &mut manifest, progress).await?;
     let summary = Summary {
@@ -229,7 +237,8 @@ fn check_options(opts: &SubmitOptions) -> Result<(), SubmitError> {
         })
         .or_else(|| {
             (opts.decode_memory == 0).then(|| "--decode-memory-mib must be at least 1".to_owned())
-        });
+        })
+        .or_else(|| (opts.shard_bytes == 0).then(|| "--shard-mib must be more than 0".to_owned()));
     match problem {
         Some(p) => Err(SubmitError::Options(p)),
         None => Ok(()),
@@ -268,9 +277,9 @@ fn read_and_scan(
 }
 
 /// The outcome of an earlier complete submission of the same files: its
-/// manifest is stored, describes exactly the scanned files, and every tile
-/// it lists is stored. `None` when anything is missing (then the normal path
-/// uploads what lacks).
+/// manifest is stored, of this schema version, describes exactly the
+/// scanned files, and every shard it lists is stored with its size. `None`
+/// when anything is missing (then the normal path uploads what lacks).
 async fn completed_earlier(
     store: &SharedStore,
     archive_id: &str,
@@ -282,37 +291,27 @@ async fn completed_earlier(
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    // An unreadable or foreign manifest is simply rewritten.
-    let parsed = blocking("scan", move || {
-        serde_json::from_slice::<Manifest>(&bytes).ok()
-    })
-    .await?;
-    let Some(manifest) = parsed.filter(|m| {
-        m.schema_version == MANIFEST_SCHEMA_VERSION
-            && m.archive_id == archive_id
-            && m.source_files == scan.files
-    }) else {
+    // An unreadable, older or foreign manifest is simply rewritten.
+    let parsed = blocking("scan", move || Manifest::parse(&bytes).ok()).await?;
+    let Some(manifest) =
+        parsed.filter(|m| m.archive_id == archive_id && m.source_files == scan.files)
+    else {
         return Ok(None);
     };
     let stored: HashMap<String, u64> = store
-        .list(&tiles_prefix(archive_id))
+        .list(&shards_prefix(archive_id))
         .await?
         .into_iter()
         .map(|o| (o.key, o.size))
         .collect();
-    let tiles = manifest
-        .cases
-        .iter()
-        .flat_map(|c| c.images.iter().flat_map(|i| i.tiles.iter()));
-    let mut tile_bytes = 0;
-    for tile in tiles {
-        match stored.get(&tile.key) {
-            Some(size) => tile_bytes += size,
-            None => return Ok(None),
-        }
+    let all_stored = manifest.shards.iter().enumerate().all(|(index, shard)| {
+        stored.get(&shard_key(archive_id, index as u32)) == Some(&shard.bytes)
+    });
+    if !all_stored {
+        return Ok(None);
     }
     let summary = Summary {
-        tile_bytes,
+        tile_bytes: manifest.shards.iter().map(|s| s.bytes).sum(),
         already_complete: true,
         ..Summary::of(&manifest)
     };
@@ -323,8 +322,9 @@ async fn completed_earlier(
     }))
 }
 
-/// Tile the kept images of eligible cases, upload what the store lacks,
-/// fill the manifest's tile lists, and write the manifest last.
+/// Tile the kept images of eligible cases, pack them into shards, upload
+/// what the store lacks, fill the manifest's tile lists and shard index,
+/// and write the manifest last.
 async fn upload_archive(
     plan: &TilingPlan,
     store: &SharedStore,
@@ -354,21 +354,25 @@ async fn upload_archive(
         }
     }
     let existing: HashMap<String, u64> = store
-        .list(&tiles_prefix(&manifest.archive_id))
+        .list(&shards_prefix(&manifest.archive_id))
         .await?
         .into_iter()
         .map(|o| (o.key, o.size))
         .collect();
     let tiling_bar = progress.stage("tiling", jobs.len() as u64, "images");
     let upload_bar = progress.stage("upload", 0, "objects");
-    let (mut refs, mut stats) =
+    let (mut packed, mut stats) =
         upload::tile_and_upload(plan, jobs, store, &existing, tiling_bar, upload_bar.clone())
             .await?;
     for (case_index, case) in manifest.cases.iter_mut().enumerate() {
         for (image_index, image) in case.images.iter_mut().enumerate() {
-            image.tiles = refs.remove(&(case_index, image_index)).unwrap_or_default();
+            image.tiles = packed
+                .tiles
+                .remove(&(case_index, image_index))
+                .unwrap_or_default();
         }
     }
+    manifest.shards = packed.shards;
     let key = manifest_key(&manifest.archive_id);
     let to_encode = manifest.clone();
     let body = blocking("upload", move || serde_json::to_vec_pretty(&to_encode))

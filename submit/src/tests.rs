@@ -32,6 +32,9 @@ impl ObjectStore for Recording {
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         self.inner.get(key).await
     }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        self.inner.get_range(key, offset, len).await
+    }
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         self.inner.head(key).await
     }
@@ -90,7 +93,11 @@ impl Env {
     }
 
     async fn submit(&self, study: Study) -> Result<SubmitOutcome, SubmitError> {
-        let opts = SubmitOptions::new(study, "site-1", &self.site);
+        self.submit_with(SubmitOptions::new(study, "site-1", &self.site))
+            .await
+    }
+
+    async fn submit_with(&self, opts: SubmitOptions) -> Result<SubmitOutcome, SubmitError> {
         submit_site(&opts, self.store.clone(), &Progress::hidden()).await
     }
 
@@ -213,20 +220,26 @@ async fn cytology_site_is_uploaded_with_every_verdict() {
     assert_eq!(k1.clinical.get("age").map(String::as_str), Some("50"));
     assert!(!k1.clinical.contains_key("images") && !k1.clinical.contains_key("origin"));
     assert!(k1.images.iter().all(|i| i.qc.passed), "{:?}", k1.images);
-    let keys: Vec<&str> = k1
+    let names: Vec<&str> = k1
         .images
         .iter()
-        .flat_map(|i| i.tiles.iter().map(|t| t.key.as_str()))
+        .flat_map(|i| i.tiles.iter().map(|t| t.name.as_str()))
         .collect();
     let id = &m.archive_id;
-    assert_eq!(
-        keys,
-        [
-            format!("archives/{id}/tiles/K1/0-0-0.jpg"),
-            format!("archives/{id}/tiles/K1/0-224-0.jpg"),
-            format!("archives/{id}/tiles/K1/1-0-0.jpg")
-        ]
-    );
+    assert_eq!(names, ["K1/0-0-0.jpg", "K1/0-224-0.jpg", "K1/1-0-0.jpg"]);
+    // The three tiles end to end in the one shard, each found by its CRC-32C.
+    assert_eq!(m.shards.len(), 1);
+    let shard = env.store.get(&shard_key(id, 0)).await.unwrap();
+    assert_eq!(shard.len() as u64, m.shards[0].bytes);
+    let mut end = 0;
+    for tile in k1.images.iter().flat_map(|i| &i.tiles) {
+        assert_eq!((tile.at.shard, tile.at.offset), (0, end));
+        let bytes = &shard[tile.at.offset as usize..tile.at.end() as usize];
+        assert_eq!(nodal_types::shard::crc32c(bytes), tile.at.crc32c);
+        decode::decode_rgb(bytes).expect("a tile is a JPEG of its own");
+        end = tile.at.end();
+    }
+    assert_eq!(end, m.shards[0].bytes);
     assert_eq!(m.cases[1].images[0].qc.reason, Some(QcReason::Blank));
     assert!(m.cases[1].images[0].tiles.is_empty());
     assert_eq!(
@@ -251,15 +264,14 @@ async fn cytology_site_is_uploaded_with_every_verdict() {
         (3, 2, 1, 4, 3, 3)
     );
     assert_eq!(s.qc_failed.get(&QcReason::Blank), Some(&1));
-    // Tiles first, the manifest last; the stored manifest is the returned one.
+    // Shards first, the manifest last; the stored manifest is the returned one.
     let puts = env.puts();
-    assert_eq!(puts.len(), 4);
+    assert_eq!(puts, [shard_key(id, 0), manifest_key(id)]);
     assert_eq!(
         puts.last().map(String::as_str),
         Some(manifest_key(id).as_str())
     );
-    let stored: Manifest =
-        serde_json::from_slice(&env.store.get(&manifest_key(id)).await.unwrap()).unwrap();
+    let stored = Manifest::parse(&env.store.get(&manifest_key(id)).await.unwrap()).unwrap();
     assert_eq!(&stored, m);
 }
 
@@ -267,32 +279,50 @@ async fn cytology_site_is_uploaded_with_every_verdict() {
 async fn resubmitting_uploads_nothing_and_an_interrupted_upload_resumes() {
     let env = Env::new().await;
     us_site(&env, 4);
-    let first = env.submit(Study::Ultrasound).await.unwrap();
+    // Shards of one byte: each tile is a shard of its own.
+    let opts = SubmitOptions {
+        shard_bytes: 1,
+        ..SubmitOptions::new(Study::Ultrasound, "site-1", &env.site)
+    };
+    let first = env.submit_with(opts.clone()).await.unwrap();
     let id = first.manifest.archive_id.clone();
     assert!(id.starts_with("site-1."));
     assert_eq!(first.summary.excluded.get("age_out_of_range"), Some(&1));
     assert_eq!((first.summary.tiles, first.summary.uploaded), (3, 4));
-    let again = env.submit(Study::Ultrasound).await.unwrap();
+    assert_eq!(first.manifest.shards.len(), 3);
+    let again = env.submit_with(opts.clone()).await.unwrap();
     assert_eq!(again.manifest.archive_id, id);
     assert!(again.summary.already_complete);
     assert_eq!((again.summary.uploaded, again.summary.tiles), (0, 3));
     assert_eq!(env.puts().len(), 4, "no PUT on re-submission");
-    // Interrupted: one tile and the manifest never arrived.
+    // Interrupted: one shard and the manifest never arrived.
     env.store.delete(&manifest_key(&id)).await.unwrap();
-    env.store
-        .delete(&format!("archives/{id}/tiles/U3/0-0-0.jpg"))
-        .await
-        .unwrap();
-    let resumed = env.submit(Study::Ultrasound).await.unwrap();
+    env.store.delete(&shard_key(&id, 2)).await.unwrap();
+    let resumed = env.submit_with(opts).await.unwrap();
     assert_eq!((resumed.summary.uploaded, resumed.summary.skipped), (2, 2));
-    assert_eq!(
-        &env.puts()[4..],
-        [
-            format!("archives/{id}/tiles/U3/0-0-0.jpg"),
-            manifest_key(&id)
-        ]
-    );
+    assert_eq!(&env.puts()[4..], [shard_key(&id, 2), manifest_key(&id)]);
     assert_eq!(resumed.manifest, first.manifest);
+}
+
+#[tokio::test]
+async fn an_archive_of_the_old_layout_is_submitted_again_in_shards() {
+    let env = Env::new().await;
+    us_site(&env, 2);
+    let first = env.submit(Study::Ultrasound).await.unwrap();
+    let id = first.manifest.archive_id.clone();
+    // The manifest as a nodal of schema 2 would have left it.
+    let mut old: serde_json::Value =
+        serde_json::from_slice(&env.store.get(&manifest_key(&id)).await.unwrap()).unwrap();
+    old["schema_version"] = 2.into();
+    let old = serde_json::to_vec(&old).unwrap();
+    let err = Manifest::parse(&old).unwrap_err();
+    assert!(err.to_string().contains("re-submit the site"), "{err}");
+    env.store.put(&manifest_key(&id), old.into()).await.unwrap();
+    let again = env.submit(Study::Ultrasound).await.unwrap();
+    assert!(!again.summary.already_complete);
+    assert_eq!(again.manifest, first.manifest);
+    let stored = Manifest::parse(&env.store.get(&manifest_key(&id)).await.unwrap()).unwrap();
+    assert_eq!(stored.schema_version, MANIFEST_SCHEMA_VERSION);
 }
 
 #[tokio::test]
@@ -703,7 +733,7 @@ fn fixtures_pass_qc() {
 }
 
 #[tokio::test]
-async fn a_deleted_tile_under_a_complete_manifest_is_uploaded_again() {
+async fn a_deleted_or_cut_shard_under_a_complete_manifest_is_uploaded_again() {
     let env = Env::new().await;
     us_site(&env, 3);
     let id = env
@@ -712,12 +742,19 @@ async fn a_deleted_tile_under_a_complete_manifest_is_uploaded_again() {
         .unwrap()
         .manifest
         .archive_id;
-    let tile = format!("archives/{id}/tiles/U1/0-0-0.jpg");
-    env.store.delete(&tile).await.unwrap();
+    let shard = shard_key(&id, 0);
+    env.store.delete(&shard).await.unwrap();
     let puts = env.puts().len();
     let again = env.submit(Study::Ultrasound).await.unwrap();
     assert!(!again.summary.already_complete);
-    assert_eq!(&env.puts()[puts..], [tile, manifest_key(&id)]);
+    assert_eq!(&env.puts()[puts..], [shard.clone(), manifest_key(&id)]);
+    // A shard of another size than the manifest's is not complete either.
+    let whole = env.store.get(&shard).await.unwrap();
+    env.store.put(&shard, whole.slice(1..)).await.unwrap();
+    let puts = env.puts().len();
+    let again = env.submit(Study::Ultrasound).await.unwrap();
+    assert!(!again.summary.already_complete);
+    assert_eq!(&env.puts()[puts..], [shard, manifest_key(&id)]);
 }
 
 #[tokio::test]
@@ -802,7 +839,16 @@ async fn exif_orientation_is_applied_before_qc_and_tiling_and_recorded() {
     let image = &out.manifest.cases[0].images[0];
     assert_eq!((image.orientation, image.width, image.height), (6, 64, 96));
     assert_eq!(out.manifest.cases[1].images[0].orientation, 1);
-    let tile = env.store.get(&image.tiles[0].key).await.unwrap();
+    let at = image.tiles[0].at;
+    let tile = env
+        .store
+        .get_range(
+            &shard_key(&out.manifest.archive_id, at.shard),
+            at.offset,
+            u64::from(at.length),
+        )
+        .await
+        .unwrap();
     let tile = decode::decode_rgb(&tile).unwrap();
     let turned = image::imageops::rotate90(&seen);
     let expected = tiling::cut(nodal_types::manifest::TileMode::Whole, &turned);
@@ -812,24 +858,6 @@ async fn exif_orientation_is_applied_before_qc_and_tiling_and_recorded() {
         mean_diff(&tile, &unturned[0].pixels),
     );
     assert!(near < 8.0 && far > 25.0, "turned {near}, as stored {far}");
-}
-
-/// `cases` with the archive id taken out of the tile keys, to compare the
-/// cases of two archives of the same images.
-fn without_archive_ids(cases: &[nodal_types::manifest::Case]) -> Vec<nodal_types::manifest::Case> {
-    let mut cases = cases.to_vec();
-    for tile in cases
-        .iter_mut()
-        .flat_map(|c| c.images.iter_mut().flat_map(|i| i.tiles.iter_mut()))
-    {
-        tile.key = tile
-            .key
-            .split("/tiles/")
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-    }
-    cases
 }
 
 /// The ultrasound site's table as rows of cells.
@@ -881,11 +909,7 @@ async fn gb18030_and_semicolon_tables_go_in_with_the_same_cases() {
         let table = m.cases_table.clone().unwrap();
         assert_eq!(table.encoding.as_deref(), Some(encoding), "{name}");
         assert_eq!(table.delimiter.as_deref(), Some(delimiter), "{name}");
-        assert_eq!(
-            without_archive_ids(&m.cases),
-            without_archive_ids(&reference.cases),
-            "{name}"
-        );
+        assert_eq!(m.cases, reference.cases, "{name}");
     }
 }
 
@@ -949,10 +973,7 @@ async fn xlsx_tables_go_in_with_the_same_cases_and_cell_locations() {
     std::fs::remove_file(env.site.join("cases.csv")).unwrap();
     write_xlsx(&env, &rows, "Patients");
     let m = env.submit(Study::Ultrasound).await.unwrap().manifest;
-    assert_eq!(
-        without_archive_ids(&m.cases),
-        without_archive_ids(&reference.cases)
-    );
+    assert_eq!(m.cases, reference.cases);
     let table = m.cases_table.unwrap();
     assert_eq!(
         (table.file.as_str(), table.sheet.as_deref()),

@@ -2,11 +2,16 @@
 
 use nodal_types::manifest::*;
 use nodal_types::model_card::*;
+use nodal_types::shard::{ShardPacker, TileLocation};
 use nodal_types::study::{Split, Study, Task};
-use nodal_types::wire::ModelRef;
+use nodal_types::wire::{JobTile, ModelRef};
 use std::collections::BTreeMap;
 
-/// An image with `tiles` tiles that passed QC or failed it for blur.
+/// Bytes of every fixture tile in a shard.
+pub const TILE_BYTES: usize = 100;
+
+/// An image with `tiles` tiles that passed QC or failed it for blur (its
+/// tiles are placed in shards by [`manifest`]).
 pub fn image(tiles: usize, passed: bool) -> ImageEntry {
     ImageEntry {
         path: "images/x.jpg".into(),
@@ -23,9 +28,15 @@ pub fn image(tiles: usize, passed: bool) -> ImageEntry {
         },
         tiles: (0..tiles)
             .map(|i| TileRef {
-                key: format!("t{i}"),
+                name: format!("t{i}"),
                 x: 0,
                 y: 0,
+                at: TileLocation {
+                    shard: 0,
+                    offset: 0,
+                    length: TILE_BYTES as u32,
+                    crc32c: 0,
+                },
             })
             .collect(),
     }
@@ -52,8 +63,35 @@ pub fn case(id: &str, tiles: usize, eligible: bool) -> Case {
     }
 }
 
-/// A cytology manifest of archive `id` holding `cases`.
+/// A cytology manifest of archive `id` holding `cases`, their tiles in
+/// one shard.
 pub fn manifest(id: &str, cases: Vec<Case>) -> Manifest {
+    manifest_in_shards(id, cases, u64::MAX)
+}
+
+/// A cytology manifest of archive `id` holding `cases`, their tiles
+/// ([`TILE_BYTES`] each) packed into shards of `shard_bytes` as `nodal
+/// submit` packs them.
+pub fn manifest_in_shards(id: &str, mut cases: Vec<Case>, shard_bytes: u64) -> Manifest {
+    let mut packer = ShardPacker::new(shard_bytes);
+    let mut shards = Vec::new();
+    let mut keep = |closed: Option<nodal_types::shard::PackedShard>| {
+        shards.extend(closed.map(|s| ShardRef {
+            bytes: s.body.len() as u64,
+            tiles: s.tiles,
+        }));
+    };
+    let body = [0u8; TILE_BYTES];
+    for case in &mut cases {
+        let tiles: Vec<&mut TileRef> = case.images.iter_mut().flat_map(|i| &mut i.tiles).collect();
+        keep(packer.start_case((tiles.len() * TILE_BYTES) as u64));
+        for tile in tiles {
+            let (at, closed) = packer.push(&body);
+            keep(closed);
+            tile.at = at;
+        }
+    }
+    keep(packer.finish());
     Manifest {
         schema_version: MANIFEST_SCHEMA_VERSION,
         archive_id: id.into(),
@@ -73,6 +111,7 @@ pub fn manifest(id: &str, cases: Vec<Case>) -> Manifest {
         },
         cases_table: None,
         source_files: vec![],
+        shards,
         cases,
     }
 }
@@ -115,5 +154,16 @@ pub fn model_ref() -> ModelRef {
         version: "1.0.0".into(),
         card_key: "models/cytology-origin/1.0.0/card.json".into(),
         onnx_sha256: String::new(),
+    }
+}
+
+/// A job tile named `name`, at the start of shard `archives/a/shards/000000.bin`.
+pub fn job_tile(name: &str) -> JobTile {
+    JobTile {
+        name: name.into(),
+        shard_key: "archives/a/shards/000000.bin".into(),
+        offset: 0,
+        length: TILE_BYTES as u32,
+        crc32c: 0,
     }
 }

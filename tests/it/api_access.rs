@@ -6,7 +6,9 @@
 //! token, and is refused (naming the site, writing nothing) for another
 //! site; the `HttpStore` client sorts the proxy's answers into the store's
 //! error kinds; no token and no clinical field value reaches any log or
-//! metrics label.
+//! metrics label. Byte ranges through the proxy follow the same rules
+//! (206 with `Content-Range`, 403 for another site's archive, 416 for a bad
+//! range).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -65,7 +67,7 @@ async fn each_role_gets_what_it_may_and_nothing_more() {
     let cy_a = submit_via_proxy(&c, "cy-a", &sites.join("cy-a"), "site-cy-a", "submit-cy-a")
         .await
         .unwrap();
-    let stored: Manifest = serde_json::from_slice(
+    let stored = Manifest::parse(
         &c.store
             .get(&format!("archives/{}/manifest.json", cy_a.archive_id))
             .await
@@ -73,15 +75,17 @@ async fn each_role_gets_what_it_may_and_nothing_more() {
     )
     .unwrap();
     assert_eq!(stored.site, "cy-a");
-    let tiles = c
+    let shards = c
         .store
-        .list(&format!("archives/{}/tiles/", cy_a.archive_id))
+        .list(&format!("archives/{}/shards/", cy_a.archive_id))
         .await
         .unwrap();
-    let listed: usize = stored.cases.iter().map(|k| k.tile_count()).sum();
+    let tiles: usize = stored.cases.iter().map(|k| k.tile_count()).sum();
+    let sizes: Vec<u64> = shards.iter().map(|o| o.size).collect();
+    let listed: Vec<u64> = stored.shards.iter().map(|s| s.bytes).collect();
     assert!(
-        listed > 0 && tiles.len() == listed,
-        "every tile went through the proxy"
+        tiles > 0 && sizes == listed,
+        "every shard went through the proxy: {sizes:?} vs {listed:?}"
     );
 
     // …and is refused for another site, naming it, with nothing written.
@@ -272,6 +276,136 @@ async fn each_role_gets_what_it_may_and_nothing_more() {
 
     http_store_sorts_the_proxys_answers(&c, a).await;
     nothing_secret_or_clinical_is_logged(&c, &[cy_a, cy_c]).await;
+}
+
+/// Byte ranges through the object proxy: `HttpStore::get_range` reads
+/// exactly the bytes asked for (`206`, with `Content-Range`), a site token
+/// may not range-read another site's archive (`403`, whatever the range),
+/// and a malformed, unsatisfiable or multiple range is `416 bad_range`
+/// naming the range and the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_serves_byte_ranges_by_the_same_rules() {
+    let mut c = Cluster::start("api-range").await.unwrap();
+    let own = "archives/cy-a.00000000000000dd/tiles/c1/0.jpg";
+    let other = "archives/cy-c.00000000000000dd/tiles/c1/0.jpg";
+    let body: Bytes = (0..10_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    c.store.put(own, body.clone()).await.unwrap();
+    c.store.put(other, body.clone()).await.unwrap();
+    c.start_coordinator(&[]).unwrap();
+
+    let store_as = |role: &str| {
+        let mut config = HttpConfig::new(c.api.clone());
+        config.token = Some(c.tokens[role].clone());
+        config.max_attempts = 2;
+        config.retry_initial_backoff = Duration::from_millis(10);
+        HttpStore::connect(&config).unwrap()
+    };
+    let site = store_as("site-cy-a");
+    for (offset, len) in [(0, 16), (4321, 1000), (9990, 10), (0, 10_000)] {
+        let got = site.get_range(own, offset, len).await.unwrap();
+        assert!(
+            got == body.slice(offset as usize..(offset + len) as usize),
+            "bytes {offset}+{len} through the proxy"
+        );
+    }
+    assert!(site.get_range(own, 10_000, 0).await.unwrap().is_empty());
+    let short = site.get_range(own, 9995, 10).await.unwrap_err();
+    assert_eq!(short.kind, StoreErrorKind::Permanent, "{short}");
+    assert!(short.message.contains("ends before byte 10005"), "{short}");
+    let past = site.get_range(own, 10_000, 1).await.unwrap_err();
+    assert_eq!(past.kind, StoreErrorKind::Permanent, "{past}");
+    assert!(
+        past.message.contains("bad_range, HTTP 416") && past.message.contains("10000"),
+        "{past}"
+    );
+    let missing = site
+        .get_range("archives/cy-a.00000000000000dd/none", 0, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind, StoreErrorKind::NotFound, "{missing}");
+    let denied = site.get_range(other, 0, 16).await.unwrap_err();
+    assert_eq!(denied.kind, StoreErrorKind::Denied, "{denied}");
+    assert!(
+        denied.to_string().contains("cy-a") && denied.to_string().contains("403"),
+        "{denied}"
+    );
+    let operator = store_as("operator");
+    assert!(operator.get_range(other, 5, 5).await.unwrap() == body.slice(5..10));
+
+    // The answers themselves.
+    let ranged = |key: &str, role: &str, range: &str| {
+        c.request(Method::GET, &format!("/store/{key}"), role)
+            .header("range", range)
+            .send()
+    };
+    for (range, first, last) in [
+        ("bytes=100-199", 100, 199),
+        ("bytes=9990-", 9990, 9999),
+        ("bytes=9990-20000", 9990, 9999),
+        ("bytes=-5", 9995, 9999),
+    ] {
+        let response = ranged(own, "site-cy-a", range).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        let headers = response.headers().clone();
+        assert_eq!(
+            headers["content-range"],
+            format!("bytes {first}-{last}/10000").as_str(),
+            "{range}"
+        );
+        assert_eq!(headers["accept-ranges"], "bytes", "{range}");
+        let got = response.bytes().await.unwrap();
+        assert!(got == body.slice(first..last + 1), "{range}");
+    }
+    for range in ["bytes=0-15", "bytes=99999-", "bytes=junk"] {
+        let response = ranged(other, "site-cy-a", range).await.unwrap();
+        let status = response.status();
+        let error: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{range}: {error}");
+        assert_eq!(error["kind"], "forbidden", "{range}: {error}");
+    }
+    for (range, says) in [
+        ("bytes=10000-", "past the end"),
+        ("bytes=-0", "past the end"),
+        ("bytes=20-10", "ends before it starts"),
+        ("bytes=0-1,5-6", "one range"),
+        ("pages=0-1", "byte ranges"),
+        ("bytes=x-", "bytes=first-last"),
+    ] {
+        let response = ranged(own, "site-cy-a", range).await.unwrap();
+        let status = response.status();
+        let content_range = response.headers().get("content-range").cloned();
+        let error: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(
+            status,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "{range}: {error}"
+        );
+        assert_eq!(error["kind"], "bad_range", "{range}: {error}");
+        let message = error["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(range) && message.contains(own) && message.contains(says),
+            "{range}: {message}"
+        );
+        if says == "past the end" {
+            assert_eq!(content_range.unwrap(), "bytes */10000", "{range}");
+        }
+    }
+    // Without a Range header: the whole object, as before.
+    let whole = c
+        .request(Method::GET, &format!("/store/{own}"), "site-cy-a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert!(whole.headers().get("content-range").is_none());
+    assert!(whole.bytes().await.unwrap() == body);
+    let log = c.coordinator.as_ref().unwrap().output();
+    assert!(!log.contains("panicked at"), "{log}");
 }
 
 /// `nodal submit` of `dir` as `site` through the coordinator with the token

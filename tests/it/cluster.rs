@@ -109,6 +109,9 @@ pub struct Cluster {
     pub workers: BTreeMap<String, NodalProcess>,
     /// Archives submitted, by study.
     pub archives: BTreeMap<Study, Vec<Manifest>>,
+    /// The shard size archives are submitted with (the default 8 MiB unless
+    /// a test wants an archive to span many shards).
+    pub shard_bytes: u64,
     /// Synthetic folders shared with other tests, when used.
     synth: Option<Arc<TempDir>>,
     http: reqwest::Client,
@@ -172,6 +175,7 @@ impl Cluster {
             standby: Vec::new(),
             workers: BTreeMap::new(),
             archives: BTreeMap::new(),
+            shard_bytes: nodal_types::shard::DEFAULT_SHARD_BYTES,
             synth: None,
             http: reqwest::Client::new(),
         })
@@ -246,13 +250,13 @@ impl Cluster {
                     .and_then(|n| n.to_str())
                     .context("site name")?
                     .to_string();
-                let outcome = submit_site(
-                    &SubmitOptions::new(study, &name, &site),
-                    self.store.clone(),
-                    &Progress::hidden(),
-                )
-                .await
-                .with_context(|| format!("submitting {}", site.display()))?;
+                let options = SubmitOptions {
+                    shard_bytes: self.shard_bytes,
+                    ..SubmitOptions::new(study, &name, &site)
+                };
+                let outcome = submit_site(&options, self.store.clone(), &Progress::hidden())
+                    .await
+                    .with_context(|| format!("submitting {}", site.display()))?;
                 self.archives
                     .entry(study)
                     .or_default()

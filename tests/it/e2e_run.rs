@@ -9,7 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::cluster::{Cluster, assert_every_case_once, card_path, read_json};
+use nodal_coordinator::run::engine::DEFAULT_JOB_TILES;
 use nodal_testkit::NodalProcess;
+use nodal_testkit::prom::sample;
 use nodal_types::study::Study;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -26,8 +28,9 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
     c.start_worker("worker-2", &["--pipelines", "2"]).unwrap();
 
     let mut seen_workers = BTreeSet::new();
+    let mut tiles_run = 0;
     for study in Study::ALL {
-        let created = c.create_run(study).await.unwrap();
+        let created = c.create_run_with(study, DEFAULT_JOB_TILES).await.unwrap();
         assert!(
             created.jobs_total > 1,
             "{study}: the run is sharded into jobs"
@@ -155,8 +158,9 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
         }
 
         // The same run again gives the same predictions, byte for byte.
-        let again = c.create_run(study).await.unwrap();
+        let again = c.create_run_with(study, DEFAULT_JOB_TILES).await.unwrap();
         let again = c.wait_finished(again.run_id, RUN_TIMEOUT).await.unwrap();
+        tiles_run += done.tiles_total + again.tiles_total;
         let predictions_again = c
             .result_file(again.run_id, "predictions.csv")
             .await
@@ -171,5 +175,27 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
         seen_workers,
         BTreeSet::from(["worker-1", "worker-2-p0", "worker-2-p1"].map(String::from)),
         "every worker and both pipelines of worker-2 answered jobs"
+    );
+
+    // Tiles are read in shard ranges: in jobs of the default size, at most
+    // one GET per 64 tiles.
+    let mut gets = 0.0;
+    for name in ["worker-1", "worker-2"] {
+        let url = c.worker_metrics_url(name).unwrap();
+        let text = c.scrape(&url).await.unwrap();
+        gets += sample(
+            &text,
+            "nodal_worker_store_requests_total",
+            &[("op", "get_range")],
+        )
+        .unwrap_or(0.0);
+    }
+    eprintln!(
+        "{tiles_run} tiles in four runs read with {gets} ranged GETs ({:.0} tiles per GET)",
+        tiles_run as f64 / gets
+    );
+    assert!(
+        gets >= 1.0 && gets * 64.0 <= tiles_run as f64,
+        "{gets} GETs for {tiles_run} tiles"
     );
 }

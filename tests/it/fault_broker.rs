@@ -37,7 +37,9 @@ use bytes::Bytes;
 use nodal_common::broker::{Broker, RabbitBroker};
 use nodal_testkit::{Partition, RabbitNode, close_connections, prom};
 use nodal_types::study::Study;
-use nodal_types::wire::{self, Job, JobCase, JobResult, Message, StageTimings, WIRE_VERSION};
+use nodal_types::wire::{
+    self, Job, JobCase, JobResult, JobTile, Message, StageTimings, WIRE_VERSION,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -241,9 +243,13 @@ async fn job_for_missing_archive(c: &Cluster) -> Job {
         cases: vec![JobCase {
             case_id: "cy-nowhere-00001".into(),
             part: 0,
-            tiles: vec![format!(
-                "archives/{archive_id}/tiles/cy-nowhere-00001/0-0-0.jpg"
-            )],
+            tiles: vec![JobTile {
+                name: "cy-nowhere-00001/0-0-0.jpg".into(),
+                shard_key: nodal_types::layout::shard_key(&archive_id, 0),
+                offset: 0,
+                length: 1000,
+                crc32c: 0,
+            }],
             report: None,
         }],
         traceparent: None,

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use nodal_common::broker::{Broker, RabbitBroker};
 use nodal_testkit::prom;
 use nodal_types::study::Study;
-use nodal_types::wire::{self, Job, JobCase, Message};
+use nodal_types::wire::{self, Job, JobCase, JobTile, Message};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -214,7 +214,7 @@ async fn a_coordinator_restarted_with_a_full_queue_publishes_nothing_twice() {
     // A late copy of a job of the finished run is dropped, not run.
     let manifest = &c.archives[&STUDY][0];
     let case = manifest.runnable_cases().next().unwrap();
-    let tile = case.images[0].tiles[0].key.clone();
+    let tile = JobTile::of(&manifest.archive_id, &case.images[0].tiles[0]);
     let model = nodal_coordinator::models::resolve_model(c.store.as_ref(), STUDY.default_model())
         .await
         .unwrap();

@@ -46,6 +46,69 @@ mod suite {
         assert_eq!(store.head("empty").await.unwrap().unwrap().size, 0);
     }
 
+    /// Ranges at the start, in the middle and at the end of an object are
+    /// exactly its bytes there; 0 bytes read nothing; a range past the end
+    /// is `Permanent` and a missing object `NotFound`, both naming the key.
+    pub async fn get_range_reads_exact_bytes(store: &dyn ObjectStore) {
+        let key = "archives/cy-a.0123456789abcdef/tiles/c1/0.jpg";
+        let whole = body(100_003, 5);
+        store.put(key, whole.clone()).await.unwrap();
+        let size = whole.len() as u64;
+        for (offset, len) in [
+            (0, 1),
+            (0, 4096),
+            (1, 2),
+            (50_000, 12_345),
+            (size - 7, 7),
+            (size - 1, 1),
+            (0, size),
+        ] {
+            let got = store.get_range(key, offset, len).await.unwrap();
+            let want = whole.slice(offset as usize..(offset + len) as usize);
+            assert_eq!(got.len() as u64, len, "{offset}+{len}");
+            assert!(got == want, "bytes {offset}+{len} differ");
+        }
+        for offset in [0, 77, size] {
+            let got = store.get_range(key, offset, 0).await.unwrap();
+            assert!(got.is_empty(), "0 bytes at {offset}");
+        }
+        for (offset, len) in [
+            (size - 7, 8),
+            (size, 1),
+            (size + 10, 5),
+            (0, size + 1),
+            (size + 1, 0),
+            (u64::MAX, 2),
+        ] {
+            let err = store.get_range(key, offset, len).await.unwrap_err();
+            assert_eq!(err.kind, StoreErrorKind::Permanent, "{offset}+{len}: {err}");
+            assert_eq!((err.op, err.key.as_str()), ("get_range", key), "{err}");
+            assert!(!err.is_transient());
+        }
+        let err = store.get_range(key, size - 2, 3).await.unwrap_err();
+        assert!(err.message.contains("ends before"), "{err}");
+        for (offset, len) in [(0, 1), (10, 10), (0, 0)] {
+            let err = store
+                .get_range("archives/cy-a.0123456789abcdef/none", offset, len)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, StoreErrorKind::NotFound, "{offset}+{len}: {err}");
+            assert!(err.to_string().contains("/none"), "{err}");
+        }
+        assert_eq!(
+            store.get_range("a//b", 0, 1).await.unwrap_err().kind,
+            StoreErrorKind::Permanent
+        );
+        store.put("empty", Bytes::new()).await.unwrap();
+        assert!(store.get_range("empty", 0, 0).await.unwrap().is_empty());
+        let err = store.get_range("empty", 0, 1).await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Permanent, "{err}");
+        assert!(
+            store.get(key).await.unwrap() == whole,
+            "the object is unchanged"
+        );
+    }
+
     pub async fn overwrite_replaces(store: &dyn ObjectStore) {
         store.put("runs/r1/run.json", body(5000, 1)).await.unwrap();
         store.put("runs/r1/run.json", body(10, 2)).await.unwrap();
@@ -261,6 +324,10 @@ macro_rules! run_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn put_get_head() {
                 suite::put_get_head(&*store().await.store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn get_range_reads_exact_bytes() {
+                suite::get_range_reads_exact_bytes(&*store().await.store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn overwrite_replaces() {

@@ -12,10 +12,11 @@ use nodal_common::store::{LocalStore, ObjectMeta, ObjectStore, S3Store, SharedSt
 use nodal_submit::{Progress, SubmitOptions, SubmitOutcome, submit_site};
 use nodal_synth::SynthConfig;
 use nodal_testkit::S3Server;
-use nodal_types::layout::{manifest_key, tiles_prefix};
+use nodal_types::layout::{manifest_key, shard_key};
 use nodal_types::manifest::{Eligibility, Manifest};
+use nodal_types::shard::crc32c;
 use nodal_types::study::Study;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +61,9 @@ impl ObjectStore for CountingStore {
     }
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        self.inner.get_range(key, offset, len).await
     }
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         self.inner.head(key).await
@@ -198,27 +202,41 @@ fn assert_qc_catches_plants(confusion: &Confusion, planted_total: usize) {
     }
 }
 
-/// The objects stored under an archive: exactly its tiles and manifest.
+/// The objects stored under an archive: exactly its shards, whose sizes
+/// the manifest records and in which every tile's bytes pass their
+/// CRC-32C, and its manifest.
 async fn assert_stored(store: &dyn ObjectStore, m: &Manifest) {
-    let listed: BTreeSet<String> = store
-        .list(&tiles_prefix(&m.archive_id))
+    let listed: Vec<(String, u64)> = store
+        .list(&format!("archives/{}/", m.archive_id))
         .await
         .unwrap()
         .into_iter()
-        .map(|o| o.key)
+        .map(|o| (o.key, o.size))
         .collect();
-    let tiles: BTreeSet<String> = m
+    let mut expected: Vec<(String, u64)> = m
+        .shards
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (shard_key(&m.archive_id, i as u32), s.bytes))
+        .collect();
+    let manifest_bytes = store.get(&manifest_key(&m.archive_id)).await.unwrap();
+    expected.push((manifest_key(&m.archive_id), manifest_bytes.len() as u64));
+    expected.sort();
+    assert_eq!(listed, expected, "{}: stored shards and manifest", m.site);
+    let mut shards = Vec::new();
+    for (key, _) in expected.iter().filter(|(k, _)| k.ends_with(".bin")) {
+        shards.push(store.get(key).await.unwrap());
+    }
+    for tile in m
         .cases
         .iter()
-        .flat_map(|c| {
-            c.images
-                .iter()
-                .flat_map(|i| i.tiles.iter().map(|t| t.key.clone()))
-        })
-        .collect();
-    assert_eq!(listed, tiles, "{}: stored tiles", m.site);
-    let stored: Manifest =
-        serde_json::from_slice(&store.get(&manifest_key(&m.archive_id)).await.unwrap()).unwrap();
+        .flat_map(|c| c.images.iter().flat_map(|i| &i.tiles))
+    {
+        let shard = &shards[tile.at.shard as usize];
+        let bytes = &shard[tile.at.offset as usize..tile.at.end() as usize];
+        assert_eq!(crc32c(bytes), tile.at.crc32c, "{}: {}", m.site, tile.name);
+    }
+    let stored = Manifest::parse(&manifest_bytes).unwrap();
     assert!(
         &stored == m,
         "{}: the stored manifest differs from the one returned",
@@ -252,8 +270,8 @@ async fn synthetic_sites_submit_to_s3_and_a_local_folder() {
         );
         assert_eq!(
             on_s3.summary.uploaded,
-            on_s3.summary.tiles + 1,
-            "{site}: tiles + manifest"
+            on_s3.manifest.shards.len() + 1,
+            "{site}: shards + manifest"
         );
         check_manifest(&on_s3.manifest, &out, &plants, &mut confusion);
         assert_stored(s3.as_ref(), &on_s3.manifest).await;
@@ -269,6 +287,20 @@ async fn synthetic_sites_submit_to_s3_and_a_local_folder() {
     assert!(
         planted_defects >= 6,
         "synth plants at least 3 defects per study"
+    );
+    // At most one object per 64 tiles under archives/, manifests aside.
+    let tiles: usize = manifests
+        .iter()
+        .map(|m| m.cases.iter().map(|c| c.tile_count()).sum::<usize>())
+        .sum();
+    let shards: usize = manifests.iter().map(|m| m.shards.len()).sum();
+    eprintln!(
+        "scale 0.01, {} sites: {tiles} tiles in {shards} shards",
+        manifests.len()
+    );
+    assert!(
+        shards * 64 <= tiles,
+        "{shards} shard objects for {tiles} tiles: more than one per 64"
     );
 
     // Re-submitting every site uploads nothing.
@@ -288,25 +320,17 @@ async fn synthetic_sites_submit_to_s3_and_a_local_folder() {
     }
     assert_eq!((s3.puts(), local.puts()), before, "re-submission made PUTs");
 
-    // An interrupted upload (manifest and three tiles missing) resumes.
+    // An interrupted upload (the manifest and the last shard missing) resumes.
     let m = &manifests[0];
-    let tiles: Vec<String> = s3
-        .list(&tiles_prefix(&m.archive_id))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
-    for key in tiles.iter().step_by(tiles.len() / 3).take(3) {
-        s3.delete(key).await.unwrap();
-    }
+    let last = m.shards.len() as u32 - 1;
+    s3.delete(&shard_key(&m.archive_id, last)).await.unwrap();
     s3.delete(&manifest_key(&m.archive_id)).await.unwrap();
     let before = s3.puts();
     let resumed = submit(&out, Study::Cytology, "cy-a", s3.clone()).await;
-    assert_eq!(s3.puts() - before, 4, "three tiles and the manifest");
+    assert_eq!(s3.puts() - before, 2, "the last shard and the manifest");
     assert_eq!(
         (resumed.summary.uploaded, resumed.summary.skipped),
-        (4, tiles.len() - 3)
+        (2, m.shards.len() - 1)
     );
     assert!(&resumed.manifest == m, "the resumed manifest differs");
     assert_stored(s3.as_ref(), m).await;

@@ -18,7 +18,7 @@ use nodal_synth::SynthConfig;
 use nodal_testkit::{S3Server, UniqueQueues, repo_root};
 use nodal_types::layout::card_key;
 use nodal_types::study::Study;
-use nodal_types::wire::{self, HandedBack, Job, JobResult, Message, ModelRef};
+use nodal_types::wire::{self, HandedBack, Job, JobResult, JobTile, Message, ModelRef};
 use nodal_worker::{
     Health, Model, Runtime, RuntimeConfig, WorkerConfig, WorkerDeps, WorkerMetrics,
 };
@@ -80,13 +80,16 @@ async fn take_results(broker: &dyn Broker, n: usize) -> Vec<JobResult> {
 }
 
 /// The model's case mean for `tiles` read from the store, by `Model::run`.
-async fn direct_mean(store: &SharedStore, runtime: &Runtime, tiles: &[String]) -> Vec<f64> {
+async fn direct_mean(store: &SharedStore, runtime: &Runtime, tiles: &[JobTile]) -> Vec<f64> {
     let mut model = Model::from_dir(runtime, &repo_root().join("models/cytology-origin")).unwrap();
     let card = model.card().clone();
     let s = card.tile.size as usize;
     let mut batch = Array4::<f32>::zeros((tiles.len(), 3, s, s));
-    for (i, key) in tiles.iter().enumerate() {
-        let bytes = store.get(key).await.unwrap();
+    for (i, tile) in tiles.iter().enumerate() {
+        let bytes = store
+            .get_range(&tile.shard_key, tile.offset, u64::from(tile.length))
+            .await
+            .unwrap();
         let mut slot = batch.index_axis_mut(Axis(0), i);
         nodal_worker::preprocess::preprocess_into(&bytes, &card, slot.as_slice_mut().unwrap())
             .unwrap();

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! archives/<site>.<hash>/manifest.json              an archive's manifest
-//! archives/<site>.<hash>/tiles/<case>/<i>-<x>-<y>.jpg one tile
+//! archives/<site>.<hash>/shards/<n>.bin               a shard of tiles (the manifest says where each lies)
 //! models/<name>/<version>/card.json                 a model card
 //! models/<name>/<version>/<onnx file>               its ONNX file
 //! runs/<run>/spec.json                              a run's spec (the run exists once it does)
@@ -49,18 +49,15 @@ pub fn parse_manifest_key(key: &str) -> Option<&str> {
         .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
-/// Object key prefix under which an archive's tiles live.
-pub fn tiles_prefix(archive_id: &str) -> String {
-    format!("{ARCHIVES}{archive_id}/tiles/")
+/// Object key prefix under which an archive's shards live.
+pub fn shards_prefix(archive_id: &str) -> String {
+    format!("{ARCHIVES}{archive_id}/shards/")
 }
 
-/// Object key of a tile: `archives/<archive_id>/tiles/<case_id>/<image_index>-<x>-<y>.jpg`,
-/// `image_index` counting the case's images from 0 in case-table order.
-pub fn tile_key(archive_id: &str, case_id: &str, image_index: usize, x: u32, y: u32) -> String {
-    format!(
-        "{}{case_id}/{image_index}-{x}-{y}.jpg",
-        tiles_prefix(archive_id)
-    )
+/// Object key of shard `index` of an archive: `archives/<archive_id>/shards/<index>.bin`,
+/// the index zero-padded to 6 digits so that keys sort in shard order.
+pub fn shard_key(archive_id: &str, index: u32) -> String {
+    format!("{}{index:06}.bin", shards_prefix(archive_id))
 }
 
 /// The key prefix of one site's archives: `archives/<site>.` (site names
@@ -187,7 +184,7 @@ mod tests {
         assert_eq!(key, "archives/cy-a.0123456789abcdef/manifest.json");
         assert_eq!(parse_manifest_key(&key), Some(ID));
         for other in [
-            "archives/cy-a.0123456789abcdef/tiles/C1/0-0-0.jpg",
+            "archives/cy-a.0123456789abcdef/shards/000000.bin",
             "archives//manifest.json",
             "archives/a/b/manifest.json",
             "archives/cy-a.0123456789abcdefmanifest.json",
@@ -196,16 +193,17 @@ mod tests {
             assert_eq!(parse_manifest_key(other), None, "{other}");
         }
         assert_eq!(
-            tile_key(ID, "cy-a-00001", 1, 448, 224),
-            "archives/cy-a.0123456789abcdef/tiles/cy-a-00001/1-448-224.jpg"
+            shard_key(ID, 12),
+            "archives/cy-a.0123456789abcdef/shards/000012.bin"
         );
-        assert!(tile_key(ID, "C", 0, 0, 0).starts_with(&tiles_prefix(ID)));
+        assert!(shard_key(ID, 0).starts_with(&shards_prefix(ID)));
+        assert!(shard_key(ID, 9) < shard_key(ID, 10));
     }
 
     #[test]
     fn a_key_belongs_to_the_site_of_its_archive() {
         assert_eq!(site_of_key(&manifest_key(ID)), Some("cy-a"));
-        assert_eq!(site_of_key(&tile_key(ID, "C", 0, 0, 0)), Some("cy-a"));
+        assert_eq!(site_of_key(&shard_key(ID, 0)), Some("cy-a"));
         assert_eq!(site_of_key("archives/cy-a."), Some("cy-a"));
         for none in [
             "archives/",

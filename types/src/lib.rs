@@ -1,5 +1,5 @@
 //! What every side of nodal must agree on, and nothing that does I/O: the
-//! wire messages, archive manifests, model cards, the studies and their
+//! wire messages, archive manifests and their tile shards, model cards, the studies and their
 //! tasks, partial aggregates, the bucket layout (every object key, built and
 //! parsed in one place) and archive ids.
 
@@ -8,6 +8,7 @@ pub mod layout;
 pub mod manifest;
 pub mod model_card;
 pub mod partial;
+pub mod shard;
 pub mod study;
 pub mod text;
 pub mod wire;

@@ -1,14 +1,18 @@
 //! The archive manifest: what `nodal submit` uploads beside the tiles, and
 //! what the coordinator plans runs from.
 //!
-//! Stored at `archives/<archive_id>/manifest.json` ([`crate::layout::manifest_key`]).
+//! Stored at `archives/<archive_id>/manifest.json` ([`crate::layout::manifest_key`]);
+//! the tiles lie in the archive's shards ([`crate::shard`]).
 
+use crate::shard::TileLocation;
 use crate::study::{Split, Study};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the manifest layout; bumped on any incompatible change.
-pub const MANIFEST_SCHEMA_VERSION: u32 = 2;
+/// Version 3 packs the tiles into shards; archives of version 2 (one
+/// object per tile) are refused with a call to re-submit them.
+pub const MANIFEST_SCHEMA_VERSION: u32 = 3;
 
 /// One submitted site archive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,11 +37,70 @@ pub struct Manifest {
     pub cases_table: Option<CasesTable>,
     /// Every source file read, with its hash (cases.csv, images, reports).
     pub source_files: Vec<SourceFile>,
+    /// The shard objects holding the tiles, by index
+    /// ([`crate::layout::shard_key`]).
+    pub shards: Vec<ShardRef>,
     /// Every case of `cases.csv`, eligible or not, in file order.
     pub cases: Vec<Case>,
 }
 
 impl Manifest {
+    /// Parse a stored manifest, refusing another schema version and a tile
+    /// index that points outside the archive's shards.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let version: Version =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        if version.schema_version != MANIFEST_SCHEMA_VERSION {
+            return Err(ManifestError::OtherSchema {
+                found: version.schema_version,
+            });
+        }
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        manifest.check_tile_index()?;
+        Ok(manifest)
+    }
+
+    /// Every tile lies inside a listed shard, and each shard's tile count
+    /// is its tiles'.
+    fn check_tile_index(&self) -> Result<(), ManifestError> {
+        let mut counted = vec![0u32; self.shards.len()];
+        for case in &self.cases {
+            for tile in case.images.iter().flat_map(|i| &i.tiles) {
+                let at = tile.at;
+                let inside = self
+                    .shards
+                    .get(at.shard as usize)
+                    .is_some_and(|s| at.end() <= s.bytes);
+                if !inside {
+                    return Err(ManifestError::Invalid(format!(
+                        "case {:?}, tile {:?}: bytes {}..{} of shard {} lie outside the archive's {} shards",
+                        case.case_id,
+                        tile.name,
+                        at.offset,
+                        at.end(),
+                        at.shard,
+                        self.shards.len()
+                    )));
+                }
+                counted[at.shard as usize] += 1;
+            }
+        }
+        for (index, (shard, counted)) in self.shards.iter().zip(counted).enumerate() {
+            if shard.tiles != counted {
+                return Err(ManifestError::Invalid(format!(
+                    "shard {index} lists {} tiles; the cases place {counted} in it",
+                    shard.tiles
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Cases that are eligible and have at least one tile to run on.
     pub fn runnable_cases(&self) -> impl Iterator<Item = &Case> {
         self.cases
@@ -87,6 +150,31 @@ impl std::fmt::Display for TileCodec {
             self.library, self.version, self.dct, self.upsampling, self.quality, self.subsampling
         )
     }
+}
+
+/// Why a stored manifest cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// Written by a nodal of another manifest layout.
+    #[error(
+        "manifest schema version {found}; this nodal reads version {MANIFEST_SCHEMA_VERSION} (tiles packed in shards): re-submit the site with this nodal"
+    )]
+    OtherSchema {
+        /// The version found.
+        found: u32,
+    },
+    /// Not a manifest, or one whose tile index is inconsistent.
+    #[error("not a valid manifest: {0}")]
+    Invalid(String),
+}
+
+/// One shard object of an archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRef {
+    /// Size of the object in bytes.
+    pub bytes: u64,
+    /// Number of tiles in it.
+    pub tiles: u32,
 }
 
 /// How an image becomes tiles.
@@ -278,10 +366,19 @@ impl QcReason {
 /// One stored tile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TileRef {
-    /// Object key, relative to the store root (`archives/<id>/tiles/...`).
-    pub key: String,
+    /// The tile's name in results and logs ([`tile_name`]).
+    pub name: String,
+    /// Where its bytes lie in the archive's shards.
+    pub at: TileLocation,
     /// Left edge in the source image, pixels.
     pub x: u32,
     /// Top edge in the source image, pixels.
     pub y: u32,
+}
+
+/// The name of a tile in results and logs: `<case_id>/<image_index>-<x>-<y>.jpg`,
+/// `image_index` counting the case's images from 0 in case-table order.
+/// Unique within an archive.
+pub fn tile_name(case_id: &str, image_index: usize, x: u32, y: u32) -> String {
+    format!("{case_id}/{image_index}-{x}-{y}.jpg")
 }

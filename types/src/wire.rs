@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 /// Magic bytes that open every nodal message.
 pub const MAGIC: &[u8; 4] = b"NDL1";
-/// The envelope version this build writes and reads.
-pub const WIRE_VERSION: u16 = 1;
+/// The envelope version this build writes and reads (2: jobs name byte
+/// ranges of tile shards, not tile objects).
+pub const WIRE_VERSION: u16 = 2;
 /// Largest body accepted by the decoder (64 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -62,10 +63,43 @@ pub struct JobCase {
     pub case_id: String,
     /// Part number when the case is split over several jobs (0 otherwise).
     pub part: u32,
-    /// Object keys of the tiles to run.
-    pub tiles: Vec<String>,
+    /// The tiles to run, in manifest order.
+    pub tiles: Vec<JobTile>,
     /// The encoded report-feature vector, for multimodal models.
     pub report: Option<Vec<f32>>,
+}
+
+/// One tile of a job: its name, and the bytes of a shard that hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTile {
+    /// The tile's name (`<case>/<image>-<x>-<y>.jpg`), for results and logs.
+    pub name: String,
+    /// Object key of the shard holding it.
+    pub shard_key: String,
+    /// Byte offset of the tile in the shard.
+    pub offset: u64,
+    /// Length of the tile's bytes.
+    pub length: u32,
+    /// CRC-32C of the tile's bytes, checked after reading.
+    pub crc32c: u32,
+}
+
+impl JobTile {
+    /// A tile of archive `archive_id`'s manifest, as jobs name it.
+    pub fn of(archive_id: &str, tile: &crate::manifest::TileRef) -> Self {
+        Self {
+            name: tile.name.clone(),
+            shard_key: crate::layout::shard_key(archive_id, tile.at.shard),
+            offset: tile.at.offset,
+            length: tile.at.length,
+            crc32c: tile.at.crc32c,
+        }
+    }
+
+    /// The offset one past the tile's last byte.
+    pub fn end(&self) -> u64 {
+        self.offset + u64::from(self.length)
+    }
 }
 
 /// What a worker returns for one job.
@@ -91,8 +125,8 @@ pub struct JobResult {
 pub struct TileFailure {
     /// The case the tile belongs to.
     pub case_id: String,
-    /// The tile's object key.
-    pub tile_key: String,
+    /// The tile's name ([`JobTile::name`]).
+    pub tile: String,
     /// Which stage failed.
     pub stage: FailureStage,
     /// Human-readable reason.
@@ -103,7 +137,8 @@ pub struct TileFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureStage {
-    /// The tile could not be fetched from the store.
+    /// The tile could not be fetched from the store, or its bytes failed
+    /// their checksum.
     Fetch,
     /// The tile's bytes did not decode to an image of the expected size.
     Decode,
@@ -272,7 +307,13 @@ mod tests {
             cases: vec![JobCase {
                 case_id: "US-1".into(),
                 part: 0,
-                tiles: vec!["archives/arc/tiles/US-1/0.jpg".into()],
+                tiles: vec![JobTile {
+                    name: "US-1/0-0-0.jpg".into(),
+                    shard_key: "archives/arc/shards/000000.bin".into(),
+                    offset: 4096,
+                    length: 1234,
+                    crc32c: 0xDEAD_BEEF,
+                }],
                 report: Some(vec![0.5, 1.0]),
             }],
             traceparent: None,

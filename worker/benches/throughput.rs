@@ -19,9 +19,10 @@
 use bytes::Bytes;
 use nodal_common::broker::{Broker, MemoryBroker, QueueNames};
 use nodal_common::store::{LocalStore, ObjectStore};
-use nodal_types::layout::{card_key, manifest_key};
+use nodal_types::layout::{card_key, manifest_key, shard_key};
 use nodal_types::model_card::ModelCard;
-use nodal_types::wire::{Job, JobCase, ModelRef};
+use nodal_types::shard::crc32c;
+use nodal_types::wire::{Job, JobCase, JobTile, ModelRef};
 use nodal_worker::throughput::{self, Workload};
 use nodal_worker::{
     Health, Model, Runtime, RuntimeConfig, WorkerConfig, WorkerDeps, WorkerMetrics,
@@ -62,14 +63,15 @@ fn tile(size: u32, seed: u32) -> Bytes {
     Bytes::from(out)
 }
 
-/// The store holding the model, a manifest and the tiles; the tile keys.
+/// The store holding the model, a manifest and the tiles (end to end in
+/// one shard, as `nodal submit` packs them); the tiles as jobs name them.
 async fn store_with_tiles(
     dir: &std::path::Path,
     card_json: &[u8],
     card: &ModelCard,
     onnx: &[u8],
     tiles: &[Bytes],
-) -> (Arc<LocalStore>, Vec<String>) {
+) -> (Arc<LocalStore>, Vec<JobTile>) {
     let store = Arc::new(LocalStore::open(dir).await.unwrap());
     store
         .put(&card.onnx_key(), Bytes::from(onnx.to_vec()))
@@ -84,12 +86,20 @@ async fn store_with_tiles(
         .put(&manifest_key("bench.0001"), Bytes::from_static(b"{}"))
         .await
         .unwrap();
+    let shard = shard_key("bench.0001", 0);
+    let mut body = Vec::new();
     let mut keys = Vec::new();
     for (i, t) in tiles.iter().enumerate() {
-        let k = format!("archives/bench.0001/tiles/c{}/{i}.jpg", i / 64);
-        store.put(&k, t.clone()).await.unwrap();
-        keys.push(k);
+        keys.push(JobTile {
+            name: format!("c{}/{i}.jpg", i / 64),
+            shard_key: shard.clone(),
+            offset: body.len() as u64,
+            length: t.len() as u32,
+            crc32c: crc32c(t),
+        });
+        body.extend_from_slice(t);
     }
+    store.put(&shard, Bytes::from(body)).await.unwrap();
     (store, keys)
 }
 
@@ -97,12 +107,12 @@ async fn store_with_tiles(
 fn job(
     reference: &ModelRef,
     report: Option<&Vec<f32>>,
-    keys: &[String],
+    keys: &[JobTile],
     index: usize,
     tiles: usize,
 ) -> Job {
     let run_id = Uuid::from_u128(7);
-    let chosen: Vec<String> = (0..tiles)
+    let chosen: Vec<JobTile> = (0..tiles)
         .map(|t| keys[(index * tiles + t) % keys.len()].clone())
         .collect();
     let cases = chosen

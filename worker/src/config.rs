@@ -64,7 +64,8 @@ pub struct WorkerConfig {
     pub batch_size: Option<usize>,
     /// How long a partial batch waits for more tiles, from its first tile.
     pub batch_deadline: Duration,
-    /// Tiles being fetched or decoded at once, over all jobs (at least 1).
+    /// Tiles being decoded or waiting for their batch at once, over all
+    /// jobs (at least 1); a job's shard ranges are read as it starts.
     pub fetch_concurrency: usize,
     /// Threads of the decode pool; 0: one per core.
     pub decode_threads: usize,

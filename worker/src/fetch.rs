@@ -15,6 +15,20 @@ pub(crate) async fn get(
     retry(policy, StoreError::is_transient, || store.get(key)).await
 }
 
+/// `store.get_range(key, offset, len)`, retrying transient errors.
+pub(crate) async fn get_range(
+    store: &dyn ObjectStore,
+    key: &str,
+    offset: u64,
+    len: u64,
+    policy: RetryPolicy,
+) -> Result<Bytes, StoreError> {
+    retry(policy, StoreError::is_transient, || {
+        store.get_range(key, offset, len)
+    })
+    .await
+}
+
 /// `store.head(key)`, retrying transient errors.
 pub(crate) async fn head(
     store: &dyn ObjectStore,

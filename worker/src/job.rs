@@ -1,10 +1,12 @@
-//! One job: every tile through the model's pipeline at once (bounded by the
-//! worker's preparation slots), the outputs folded into one partial
-//! aggregate per case, failures listed in tile order.
+//! One job: its tiles read in a few shard ranges ([`crate::ranges`]), every
+//! tile through the model's pipeline at once (bounded by the worker's
+//! preparation slots), the outputs folded into one partial aggregate per
+//! case, failures listed in tile order.
 
 use crate::metrics::{WorkerMetrics, tile_outcome};
 use crate::pipeline::ModelPipeline;
-use crate::tile::{TileDone, TileStages, TileWork};
+use crate::ranges::ranges;
+use crate::tile::{TileDone, TileStages};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use nodal_types::model_card::ModelCard;
@@ -38,55 +40,56 @@ pub(crate) async fn run_job(
     let mut failures: Vec<((usize, usize), TileFailure)> = Vec::new();
     let mut timings = StageTimings::default();
     let mut store_unavailable = 0;
-    let mut running = FuturesUnordered::new();
+    let mut reports = Vec::with_capacity(job.cases.len());
+    let mut wanted = Vec::with_capacity(job.tile_count());
     for (case_index, case) in job.cases.iter().enumerate() {
         match case_report(case, card) {
             Ok(report) => {
-                for (index, key) in case.tiles.iter().enumerate() {
-                    let work = TileWork {
-                        case: case_index,
-                        index,
-                        key,
-                        report: report.clone(),
-                    };
-                    running.push(stages.run(work, pipeline));
-                }
+                wanted.extend((0..case.tiles.len()).map(|index| (case_index, index)));
+                reports.push(report);
             }
             Err(reason) => {
-                for (index, key) in case.tiles.iter().enumerate() {
-                    let failure =
-                        failure(case, key, FailureStage::Infer, format!("{key}: {reason}"));
+                for (index, tile) in case.tiles.iter().enumerate() {
+                    let reason = format!("{}: {reason}", tile.name);
+                    let failure = failure(case, &tile.name, FailureStage::Infer, reason);
                     failures.push(((case_index, index), failure));
                 }
+                reports.push(None);
             }
         }
     }
+    let mut running: FuturesUnordered<_> = ranges(job, &wanted)
+        .into_iter()
+        .map(|range| stages.run_range(job, range, &reports, pipeline))
+        .collect();
     while let Some(done) = running.next().await {
-        let TileDone {
-            case,
-            index,
-            outcome,
-            store_unavailable: unavailable,
-            times,
-        } = done;
-        store_unavailable += usize::from(unavailable);
-        timings.fetch_s += times.fetch.as_secs_f64();
-        timings.decode_s += times.decode.as_secs_f64();
-        timings.infer_s += times.infer.as_secs_f64();
-        match outcome {
-            Ok(rows) => {
-                let partial = &mut cases[case];
-                partial.tiles_ok += 1;
-                for (head, row) in partial.heads.iter_mut().zip(&rows) {
-                    head.add(row);
+        for done in done {
+            let TileDone {
+                case,
+                index,
+                outcome,
+                store_unavailable: unavailable,
+                times,
+            } = done;
+            store_unavailable += usize::from(unavailable);
+            timings.fetch_s += times.fetch.as_secs_f64();
+            timings.decode_s += times.decode.as_secs_f64();
+            timings.infer_s += times.infer.as_secs_f64();
+            match outcome {
+                Ok(rows) => {
+                    let partial = &mut cases[case];
+                    partial.tiles_ok += 1;
+                    for (head, row) in partial.heads.iter_mut().zip(&rows) {
+                        head.add(row);
+                    }
                 }
-            }
-            Err((stage, reason)) => {
-                let job_case = &job.cases[case];
-                failures.push((
-                    (case, index),
-                    failure(job_case, &job_case.tiles[index], stage, reason),
-                ));
+                Err((stage, reason)) => {
+                    let job_case = &job.cases[case];
+                    failures.push((
+                        (case, index),
+                        failure(job_case, &job_case.tiles[index].name, stage, reason),
+                    ));
+                }
             }
         }
     }
@@ -125,10 +128,10 @@ fn case_report(case: &JobCase, card: &ModelCard) -> Result<Option<Arc<[f32]>>, S
     }
 }
 
-fn failure(case: &JobCase, key: &str, stage: FailureStage, reason: String) -> TileFailure {
+fn failure(case: &JobCase, tile: &str, stage: FailureStage, reason: String) -> TileFailure {
     TileFailure {
         case_id: case.case_id.clone(),
-        tile_key: key.to_owned(),
+        tile: tile.to_owned(),
         stage,
         reason,
     }

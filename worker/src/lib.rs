@@ -1,10 +1,11 @@
-//! nodal's worker: consumes jobs, fetches their tiles from the object store,
+//! nodal's worker: consumes jobs, reads their tiles from the object store
+//! (a few ranged reads of tile shards per job, each tile checked),
 //! decodes them on a CPU pool, batches tiles across jobs, runs ONNX Runtime
 //! on a dedicated thread per model, folds tile outputs into per-case partial
 //! aggregates, publishes each result with confirms and then acks its job.
 //!
 //! ```text
-//! broker ──prefetch──▶ job tasks ──▶ fetch (store, retries) ──▶ decode (CPU pool)
+//! broker ──prefetch──▶ job tasks ──▶ ranged reads of shards ──▶ decode (CPU pool)
 //!                                                                   │ bounded
 //!   ack ◀── publish ◀── fold per case ◀── oneshot ◀── inference ◀── batcher
 //!                                                   thread (ort)  (size, deadline)
@@ -27,6 +28,7 @@ pub mod health;
 pub mod http;
 mod inference;
 mod job;
+mod metered_store;
 pub mod metrics;
 pub mod model;
 mod model_cache;
@@ -34,6 +36,7 @@ mod pipeline;
 pub mod preprocess;
 pub mod probe;
 mod process;
+mod ranges;
 pub mod runtime;
 mod service;
 pub mod throughput;

@@ -54,8 +54,12 @@ pub struct WorkerMetrics {
     pub batch_fill_ratio: Histogram,
     /// Time a decoded tile waits for its batch to be sent to inference.
     pub queue_wait_seconds: Histogram,
-    /// Time to fetch one tile (retries included).
+    /// Time to fetch one range of tiles (retries included).
     pub fetch_seconds: Histogram,
+    /// Store requests made, by operation (`get`, `get_range`, `head`, …).
+    pub store_requests: IntCounterVec,
+    /// Bytes read from or written to the store, by operation.
+    pub store_bytes: IntCounterVec,
     /// Time to decode one tile.
     pub decode_seconds: Histogram,
     /// Time to run one batch through the model.
@@ -111,8 +115,22 @@ impl WorkerMetrics {
             )?,
             fetch_seconds: histogram(
                 "nodal_worker_fetch_seconds",
-                "Time to fetch one tile from the store, retries included.",
+                "Time to fetch one range of tiles from the store, retries included.",
                 SECONDS_BUCKETS,
+            )?,
+            store_requests: IntCounterVec::new(
+                Opts::new(
+                    "nodal_worker_store_requests_total",
+                    "Store requests made (each retry counted), by operation.",
+                ),
+                &["op"],
+            )?,
+            store_bytes: IntCounterVec::new(
+                Opts::new(
+                    "nodal_worker_store_bytes_total",
+                    "Bytes read from or written to the store, by operation.",
+                ),
+                &["op"],
             )?,
             decode_seconds: histogram(
                 "nodal_worker_decode_seconds",
@@ -146,6 +164,8 @@ impl WorkerMetrics {
         registry.register(Box::new(m.batch_fill_ratio.clone()))?;
         registry.register(Box::new(m.queue_wait_seconds.clone()))?;
         registry.register(Box::new(m.fetch_seconds.clone()))?;
+        registry.register(Box::new(m.store_requests.clone()))?;
+        registry.register(Box::new(m.store_bytes.clone()))?;
         registry.register(Box::new(m.decode_seconds.clone()))?;
         registry.register(Box::new(m.infer_seconds.clone()))?;
         registry.register(Box::new(m.publish_seconds.clone()))?;

@@ -13,6 +13,7 @@ use crate::error::{ErrorKind, WorkerError};
 use crate::hand_back::{Outages, now_unix_ms};
 use crate::health::Health;
 use crate::job::{self, JobRun, TileCounts};
+use crate::metered_store::MeteredStore;
 use crate::metrics::{WorkerMetrics, job_outcome};
 use crate::model_cache::{ModelCache, ModelSource};
 use crate::pipeline::BatchSettings;
@@ -169,6 +170,10 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Result<Self, WorkerError> {
         config.validate()?;
+        let deps = WorkerDeps {
+            store: MeteredStore::wrap(deps.store.clone(), deps.metrics.clone()),
+            ..deps
+        };
         let runtime = deps.runtime.clone();
         tokio::task::spawn_blocking(move || crate::probe::check_device(&runtime))
             .await

@@ -1,16 +1,21 @@
-//! One tile's way through the worker: wait for a preparation slot, fetch,
-//! decode on the CPU pool, hand to the model's batcher, await the answer.
-//! Every way it can end is a [`TileDone`]: an output or a failure with its
-//! stage and a reason naming the key and the cause.
+//! A job's tiles through the worker: one ranged read per [`Range`] of a
+//! shard, each tile cut from it and checked against its CRC-32C, then —
+//! in a preparation slot — decoded on the CPU pool, handed to the model's
+//! batcher, and its answer awaited. Every way a tile can end is a
+//! [`TileDone`]: an output or a failure with its stage and a reason naming
+//! the tile and the cause.
 
 use crate::cpu_pool::CpuPool;
 use crate::fetch;
 use crate::metrics::WorkerMetrics;
 use crate::pipeline::ModelPipeline;
 use crate::preprocess::{self, RgbTile, TileError};
+use crate::ranges::Range;
+use bytes::Bytes;
 use nodal_common::retry::RetryPolicy;
 use nodal_common::store::{ObjectStore, StoreError, StoreErrorKind};
-use nodal_types::wire::FailureStage;
+use nodal_types::shard::crc32c;
+use nodal_types::wire::{FailureStage, Job, JobTile};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -18,29 +23,31 @@ use tokio::sync::Semaphore;
 /// What every tile of a worker shares.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TileStages<'a> {
-    /// Where tiles are read.
+    /// Where shards are read.
     pub store: &'a dyn ObjectStore,
     /// Retries of transient store errors.
     pub retry: RetryPolicy,
     /// Where tiles are decoded.
     pub pool: &'a CpuPool,
-    /// Bounds the tiles being fetched or decoded, over all jobs.
+    /// Bounds the tiles being decoded or waiting for their batch, over all jobs.
     pub slots: &'a Semaphore,
     /// Stage timings.
     pub metrics: &'a WorkerMetrics,
 }
 
-/// Where a tile is in its job, and which model and report it goes with.
+/// Where a tile is in its job, its bytes, and the report it goes with.
 #[derive(Debug, Clone)]
-pub(crate) struct TileWork<'a> {
+struct TileWork<'a> {
     /// Index of the case in the job.
-    pub case: usize,
+    case: usize,
     /// Index of the tile in the case.
-    pub index: usize,
-    /// The tile's object key.
-    pub key: &'a str,
+    index: usize,
+    /// The tile as the job names it.
+    tile: &'a JobTile,
+    /// Its bytes, as read.
+    bytes: Bytes,
     /// The case's report vector, for models that take one.
-    pub report: Option<Arc<[f32]>>,
+    report: Option<Arc<[f32]>>,
 }
 
 /// How a tile ended.
@@ -63,7 +70,7 @@ pub(crate) struct TileDone {
 /// Time one tile spent in each stage.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TileTimes {
-    /// Fetching.
+    /// Its share of its range's read.
     pub fetch: Duration,
     /// Decoding.
     pub decode: Duration,
@@ -72,18 +79,74 @@ pub(crate) struct TileTimes {
 }
 
 impl TileStages<'_> {
-    /// Run one tile to its end.
-    pub(crate) async fn run(self, work: TileWork<'_>, pipeline: &ModelPipeline) -> TileDone {
-        let mut times = TileTimes::default();
-        let mut store_unavailable = false;
-        let outcome = self
-            .outputs(&work, pipeline, &mut times, &mut store_unavailable)
-            .await;
+    /// Read one range of `job`'s tiles and run each tile in it to its end;
+    /// `reports[case]` is the report vector of the job's case `case`.
+    pub(crate) async fn run_range(
+        self,
+        job: &Job,
+        range: Range<'_>,
+        reports: &[Option<Arc<[f32]>>],
+        pipeline: &ModelPipeline,
+    ) -> Vec<TileDone> {
+        let started = Instant::now();
+        let read = fetch::get_range(
+            self.store,
+            range.shard_key,
+            range.offset,
+            range.len(),
+            self.retry,
+        )
+        .await;
+        let took = started.elapsed();
+        self.metrics.fetch_seconds.observe(took.as_secs_f64());
+        let share = TileTimes {
+            fetch: took / range.tiles.len().max(1) as u32,
+            ..TileTimes::default()
+        };
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let reason = fetch_reason(&e, self.retry);
+                return range
+                    .tiles
+                    .iter()
+                    .map(|&(case, index)| TileDone {
+                        case,
+                        index,
+                        outcome: Err((
+                            FailureStage::Fetch,
+                            format!("{}: {reason}", job.cases[case].tiles[index].name),
+                        )),
+                        store_unavailable: e.is_transient(),
+                        times: share,
+                    })
+                    .collect();
+            }
+        };
+        let tiles = range.tiles.iter().map(|&(case, index)| {
+            let tile = &job.cases[case].tiles[index];
+            let start = (tile.offset - range.offset) as usize;
+            let work = TileWork {
+                case,
+                index,
+                tile,
+                bytes: bytes.slice(start..start + tile.length as usize),
+                report: reports[case].clone(),
+            };
+            self.run(work, share, pipeline)
+        });
+        futures::future::join_all(tiles).await
+    }
+
+    /// Run one read tile to its end.
+    async fn run(self, work: TileWork<'_>, times: TileTimes, pipeline: &ModelPipeline) -> TileDone {
+        let mut times = times;
+        let outcome = self.outputs(&work, pipeline, &mut times).await;
         TileDone {
             case: work.case,
             index: work.index,
             outcome,
-            store_unavailable,
+            store_unavailable: false,
             times,
         }
     }
@@ -93,27 +156,30 @@ impl TileStages<'_> {
         work: &TileWork<'_>,
         pipeline: &ModelPipeline,
         times: &mut TileTimes,
-        store_unavailable: &mut bool,
     ) -> Result<Vec<Vec<f32>>, (FailureStage, String)> {
-        let key = work.key;
+        let tile = work.tile;
+        let name = tile.name.as_str();
+        let read = crc32c(&work.bytes);
+        if read != tile.crc32c {
+            return Err((
+                FailureStage::Fetch,
+                format!(
+                    "{name}: bytes {}..{} of {} fail their CRC-32C check (the manifest says {:08x}, read {read:08x}): the shard is damaged",
+                    tile.offset,
+                    tile.end(),
+                    tile.shard_key,
+                    tile.crc32c
+                ),
+            ));
+        }
         let Ok(slot) = self.slots.acquire().await else {
             return Err((
                 FailureStage::Fetch,
-                format!("{key}: the worker is stopping"),
+                format!("{name}: the worker is stopping"),
             ));
         };
-        let started = Instant::now();
-        let bytes = fetch::get(self.store, key, self.retry).await;
-        times.fetch = started.elapsed();
-        self.metrics
-            .fetch_seconds
-            .observe(times.fetch.as_secs_f64());
-        let bytes = bytes.map_err(|e| {
-            *store_unavailable = e.is_transient();
-            (FailureStage::Fetch, fetch_reason(&e, self.retry))
-        })?;
-
         let size = pipeline.card().tile.size as usize;
+        let bytes = work.bytes.clone();
         let decoded = self
             .pool
             .run(move || {
@@ -125,27 +191,27 @@ impl TileStages<'_> {
             Ok((decoded, took)) => {
                 times.decode = took;
                 self.metrics.decode_seconds.observe(took.as_secs_f64());
-                decoded.map_err(|e| (FailureStage::Decode, format!("{key}: {e}")))?
+                decoded.map_err(|e| (FailureStage::Decode, format!("{name}: {e}")))?
             }
-            Err(e) => return Err((FailureStage::Decode, format!("{key}: {e}"))),
+            Err(e) => return Err((FailureStage::Decode, format!("{name}: {e}"))),
         };
 
         let answer = pipeline.submit(rgb, work.report.clone()).await;
         drop(slot);
         let answer = match answer {
             Ok(answer) => answer.await,
-            Err(e) => return Err((FailureStage::Infer, format!("{key}: {e}"))),
+            Err(e) => return Err((FailureStage::Infer, format!("{name}: {e}"))),
         };
         match answer {
             Ok(inference) => {
                 times.infer = inference.share;
                 inference
                     .outcome
-                    .map_err(|reason| (FailureStage::Infer, format!("{key}: {reason}")))
+                    .map_err(|reason| (FailureStage::Infer, format!("{name}: {reason}")))
             }
             Err(_) => Err((
                 FailureStage::Infer,
-                format!("{key}: the model's inference thread stopped before answering"),
+                format!("{name}: the model's inference thread stopped before answering"),
             )),
         }
     }
@@ -154,7 +220,7 @@ impl TileStages<'_> {
 /// Why a tile could not be fetched, in words for `failures.csv`.
 fn fetch_reason(e: &StoreError, retry: RetryPolicy) -> String {
     match e.kind {
-        StoreErrorKind::NotFound => format!("tile not found: {e}"),
+        StoreErrorKind::NotFound => format!("shard not found: {e}"),
         StoreErrorKind::Transient => format!(
             "store unavailable after {} attempts: {e}",
             retry.max_attempts

@@ -134,28 +134,28 @@ async fn missing_and_corrupt_tiles_are_recorded_and_the_rest_still_counts() {
     let failed: Vec<(&str, FailureStage)> = result
         .tile_failures
         .iter()
-        .map(|f| (f.tile_key.as_str(), f.stage))
+        .map(|f| (f.tile.as_str(), f.stage))
         .collect();
     assert_eq!(
         failed,
         [
-            (keys[1].as_str(), FailureStage::Fetch),
-            (keys[3].as_str(), FailureStage::Decode),
-            (keys[4].as_str(), FailureStage::Decode),
-            (keys[5].as_str(), FailureStage::Decode),
+            (keys[1].name.as_str(), FailureStage::Fetch),
+            (keys[3].name.as_str(), FailureStage::Decode),
+            (keys[4].name.as_str(), FailureStage::Decode),
+            (keys[5].name.as_str(), FailureStage::Decode),
         ],
         "every tile is counted or listed, failures in tile order"
     );
     for f in &result.tile_failures {
         assert_eq!(f.case_id, "CY-1");
         assert!(
-            f.reason.contains(&f.tile_key),
-            "the reason names the key: {}",
+            f.reason.starts_with(&f.tile),
+            "the reason names the tile: {}",
             f.reason
         );
     }
     assert!(
-        result.tile_failures[0].reason.starts_with("tile not found"),
+        result.tile_failures[0].reason.contains(": shard not found"),
         "{}",
         result.tile_failures[0].reason
     );

@@ -5,7 +5,10 @@
 //! and errors are sorted into the same kinds as every other store.
 
 use super::key::{check_key, check_prefix};
-use super::{ObjectMeta, ObjectStore, StoreError, StoreErrorKind};
+use super::{
+    ObjectMeta, ObjectStore, StoreError, StoreErrorKind, content_range_total, empty_range,
+    ends_before, range_end,
+};
 use crate::retry::{RetryPolicy, retry};
 use crate::tls::HttpClientSettings;
 use async_trait::async_trait;
@@ -207,6 +210,19 @@ impl HttpStore {
         url: Url,
         body: Option<Bytes>,
     ) -> Result<reqwest::Response, StoreError> {
+        self.send_with(op, key, method, url, body, None).await
+    }
+
+    /// [`HttpStore::send`], with a `Range` header when `range` is given.
+    async fn send_with(
+        &self,
+        op: &'static str,
+        key: &str,
+        method: Method,
+        url: Url,
+        body: Option<Bytes>,
+        range: Option<&str>,
+    ) -> Result<reqwest::Response, StoreError> {
         let _permit = self.permits.acquire().await.map_err(|_| {
             StoreError::new(
                 StoreErrorKind::Permanent,
@@ -225,6 +241,9 @@ impl HttpStore {
                 request = request
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                     .body(body.clone());
+            }
+            if let Some(range) = range {
+                request = request.header(reqwest::header::RANGE, range);
             }
             let response = request
                 .send()
@@ -335,6 +354,78 @@ impl ObjectStore for HttpStore {
         })
     }
 
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        check_key("get_range", key, &self.name)?;
+        let end = range_end(key, &self.name, offset, len)?;
+        if len == 0 {
+            // An HTTP byte range holds at least one byte.
+            return empty_range(self, key, offset).await;
+        }
+        let range = format!("bytes={}-{}", offset, end - 1);
+        let url = self.object_url(key);
+        // A 416 (the range starts past the end) is an error status: Permanent.
+        let response = self
+            .send_with("get_range", key, Method::GET, url, None, Some(&range))
+            .await?;
+        let partial = response.status() == StatusCode::PARTIAL_CONTENT;
+        let content_range = response
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await.map_err(|e| {
+            StoreError::new(
+                StoreErrorKind::Transient,
+                "get_range",
+                key,
+                &self.name,
+                format!("reading the body failed: {}", error_chain(&e)),
+            )
+        })?;
+        let refused = |message: String| {
+            StoreError::new(
+                StoreErrorKind::Permanent,
+                "get_range",
+                key,
+                &self.name,
+                message,
+            )
+        };
+        if !partial {
+            // A server that ignores `Range` sends the whole object.
+            let size = body.len() as u64;
+            if size < end {
+                return Err(ends_before(key, &self.name, offset, end, size));
+            }
+            return Ok(body.slice(offset as usize..end as usize));
+        }
+        let starts = content_range
+            .as_deref()
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split_once('-'))
+            .and_then(|(start, _)| start.trim().parse::<u64>().ok());
+        if starts != Some(offset) {
+            return Err(refused(format!(
+                "the answer to {range} is not that range (Content-Range: {})",
+                content_range.as_deref().unwrap_or("none")
+            )));
+        }
+        let got = body.len() as u64;
+        if got < len {
+            let size = content_range
+                .as_deref()
+                .and_then(content_range_total)
+                .unwrap_or(offset + got);
+            return Err(ends_before(key, &self.name, offset, end, size));
+        }
+        if got > len {
+            return Err(refused(format!(
+                "the coordinator answered {got} bytes to {range} ({len} bytes)"
+            )));
+        }
+        Ok(body)
+    }
+
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         check_key("head", key, &self.name)?;
         let url = self.object_url(key);
@@ -437,6 +528,7 @@ mod tests {
             (503, Transient),
             (400, Permanent),
             (413, Permanent),
+            (416, Permanent),
             (422, Permanent),
         ] {
             let status = StatusCode::from_u16(status).unwrap();

@@ -3,10 +3,10 @@
 //! rename).
 
 use super::key::{check_key, check_prefix};
-use super::{ObjectMeta, ObjectStore, StoreError, StoreErrorKind};
+use super::{ObjectMeta, ObjectStore, StoreError, StoreErrorKind, ends_before, range_end};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Names of files being written start with this; they are never listed, and
@@ -128,6 +128,42 @@ fn write_atomic(path: &Path, body: &[u8]) -> io::Result<()> {
     written
 }
 
+/// What reading a byte range of a file found.
+enum RangeRead {
+    /// No such file (or not a file).
+    Absent,
+    /// The file has only this many bytes.
+    Short(u64),
+    /// The bytes asked for.
+    Bytes(Vec<u8>),
+}
+
+/// Bytes `offset..end` of the file at `path`, the file's size checked
+/// first; the open file is read, so a concurrent replacement (a rename)
+/// cannot mix two versions.
+fn read_range(path: &Path, offset: u64, end: u64) -> io::Result<RangeRead> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if is_absent(&e) => return Ok(RangeRead::Absent),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(RangeRead::Absent);
+    }
+    if meta.len() < end {
+        return Ok(RangeRead::Short(meta.len()));
+    }
+    let len = usize::try_from(end - offset)
+        .map_err(|_| io::Error::other("the range does not fit in memory"))?;
+    let mut buf = vec![0; len];
+    if len > 0 {
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut buf)?;
+    }
+    Ok(RangeRead::Bytes(buf))
+}
+
 /// Every file under `root` whose key starts with `prefix`, unsorted.
 fn list_files(root: &Path, prefix: &str) -> io::Result<Vec<ObjectMeta>> {
     // Start in the deepest folder the prefix names, and only descend into
@@ -189,6 +225,21 @@ impl ObjectStore for LocalStore {
                 Err(self.error(StoreErrorKind::NotFound, "get", key, "no such object"))
             }
             Err(e) => Err(self.io_error("get", key, e)),
+        }
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        let path = self.path("get_range", key)?;
+        let end = range_end(key, &self.name, offset, len)?;
+        let read = self
+            .blocking("get_range", key, move || read_range(&path, offset, end))
+            .await?;
+        match read {
+            RangeRead::Bytes(bytes) => Ok(Bytes::from(bytes)),
+            RangeRead::Short(size) => Err(ends_before(key, &self.name, offset, end, size)),
+            RangeRead::Absent => {
+                Err(self.error(StoreErrorKind::NotFound, "get_range", key, "no such object"))
+            }
         }
     }
 

@@ -90,6 +90,69 @@ impl StoreError {
     }
 }
 
+/// The end (exclusive) of `len` bytes from `offset`, or a permanent
+/// `get_range` error when it would pass `u64::MAX`.
+pub(crate) fn range_end(key: &str, store: &str, offset: u64, len: u64) -> Result<u64, StoreError> {
+    offset.checked_add(len).ok_or_else(|| {
+        StoreError::new(
+            StoreErrorKind::Permanent,
+            "get_range",
+            key,
+            store,
+            format!("the range of {len} bytes from byte {offset} is past any object"),
+        )
+    })
+}
+
+/// The permanent `get_range` error for an object of `size` bytes read up to
+/// byte `end` (exclusive) from `offset`.
+pub(crate) fn ends_before(key: &str, store: &str, offset: u64, end: u64, size: u64) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Permanent,
+        "get_range",
+        key,
+        store,
+        format!(
+            "the object ends before byte {end}: it has {size} bytes, the range is bytes {offset}..{end}"
+        ),
+    )
+}
+
+/// The total size in a `Content-Range: bytes a-b/total` value.
+pub(crate) fn content_range_total(value: &str) -> Option<u64> {
+    value.rsplit_once('/')?.1.trim().parse().ok()
+}
+
+/// `get_range` of 0 bytes for a store that reads over the network: no read,
+/// but the same answers as any other range, from the object's metadata.
+pub(crate) async fn empty_range<S: ObjectStore + ?Sized>(
+    store: &S,
+    key: &str,
+    offset: u64,
+) -> Result<Bytes, StoreError> {
+    let meta = store.head(key).await.map_err(|mut e| {
+        e.op = "get_range";
+        e
+    })?;
+    match meta {
+        None => Err(StoreError::new(
+            StoreErrorKind::NotFound,
+            "get_range",
+            key,
+            &store.describe(),
+            "no such object",
+        )),
+        Some(meta) if meta.size < offset => Err(ends_before(
+            key,
+            &store.describe(),
+            offset,
+            offset,
+            meta.size,
+        )),
+        Some(_) => Ok(Bytes::new()),
+    }
+}
+
 /// A flat key → bytes store. Keys use `/` separators and never start with `/`.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + fmt::Debug {
@@ -98,6 +161,10 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError>;
     /// Read a whole object.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+    /// Read `len` bytes of an object from byte `offset`: exactly `len`
+    /// bytes, or an error — `NotFound` when the object is missing,
+    /// `Permanent` when it ends before `offset + len`. `len` 0 reads nothing.
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError>;
     /// Metadata of an object, `None` when it does not exist.
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError>;
     /// Every object whose key starts with `prefix`, sorted by key.

@@ -4,6 +4,11 @@
 //! http://coordinator:8080 --token …`) and so need no S3 credentials; what a
 //! token may touch is [`Principal::store_access`]. Bodies are limited to
 //! [`ProxyConfig::max_body`]; keys follow the store's one key rule.
+//!
+//! `GET /store/{key}` honours one byte range (`Range: bytes=a-b`, `bytes=a-`
+//! or `bytes=-n`) with `206` and `Content-Range`; a malformed or
+//! unsatisfiable range, and a request for several ranges, is `416
+//! bad_range` (several ranges are refused, not answered whole).
 
 use super::error::ApiError;
 use super::state::ApiState;
@@ -11,7 +16,7 @@ use crate::auth::{Principal, StoreOp};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -110,14 +115,149 @@ async fn list(
     Ok(Json(listed).into_response())
 }
 
+/// One byte range of a `Range` header, before the object's size is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteRange {
+    /// `bytes=start-last` (`last` inclusive), or `bytes=start-` to the end.
+    From { start: u64, last: Option<u64> },
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// Parse a `Range` header value holding one byte range.
+    fn parse(value: &str) -> Result<Self, &'static str> {
+        let number = |s: &str| {
+            let s = s.trim();
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse::<u64>().ok()
+        };
+        let Some((unit, spec)) = value.split_once('=') else {
+            return Err("expected bytes=first-last");
+        };
+        if !unit.trim().eq_ignore_ascii_case("bytes") {
+            return Err("only byte ranges (bytes=first-last) are served");
+        }
+        if spec.contains(',') {
+            return Err("only one range per request is served");
+        }
+        let Some((first, last)) = spec.split_once('-') else {
+            return Err("expected bytes=first-last");
+        };
+        if first.trim().is_empty() {
+            return number(last)
+                .map(ByteRange::Suffix)
+                .ok_or("expected bytes=-count");
+        }
+        let start = number(first).ok_or("expected bytes=first-last")?;
+        let last = if last.trim().is_empty() {
+            None
+        } else {
+            Some(number(last).ok_or("expected bytes=first-last")?)
+        };
+        if last.is_some_and(|last| last < start) {
+            return Err("the range ends before it starts");
+        }
+        Ok(ByteRange::From { start, last })
+    }
+
+    /// The bytes `start..end` this range picks from an object of `total`
+    /// bytes (an end past the object is cut to it, as HTTP has it), or
+    /// `None` when it picks none.
+    fn resolve(self, total: u64) -> Option<(u64, u64)> {
+        match self {
+            ByteRange::From { start, last } if start < total => {
+                let last = last.map_or(total - 1, |last| last.min(total - 1));
+                Some((start, last + 1))
+            }
+            ByteRange::From { .. } => None,
+            ByteRange::Suffix(n) if n > 0 && total > 0 => Some((total.saturating_sub(n), total)),
+            ByteRange::Suffix(_) => None,
+        }
+    }
+}
+
+/// `416 bad_range` for the `Range` header `value` of `key`, with
+/// `Content-Range: bytes */total` when the object's size is known.
+fn bad_range(key: &str, value: &str, why: &str, total: Option<u64>) -> Response {
+    let message = match total {
+        Some(total) => format!("range {value:?} of {key:?} ({total} bytes): {why}"),
+        None => format!("range {value:?} of {key:?}: {why}"),
+    };
+    let mut response =
+        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "bad_range", message).into_response();
+    if let Some(total) = total
+        && let Ok(value) = HeaderValue::from_str(&format!("bytes */{total}"))
+    {
+        response.headers_mut().insert(header::CONTENT_RANGE, value);
+    }
+    response
+}
+
 async fn get_object(
     State(state): State<ApiState>,
     who: Principal,
     Path(key): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admit(&who, StoreOp::Get, &key)?;
-    let body = state.store.get(&key).await.map_err(store_error)?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
+    let mut ranges = headers.get_all(header::RANGE).iter();
+    let Some(value) = ranges.next() else {
+        let body = state.store.get(&key).await.map_err(store_error)?;
+        return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response());
+    };
+    let shown = String::from_utf8_lossy(value.as_bytes()).into_owned();
+    if ranges.next().is_some() {
+        return Ok(bad_range(
+            &key,
+            &shown,
+            "only one Range header per request is served",
+            None,
+        ));
+    }
+    let range = match value.to_str().map_err(|_| "expected bytes=first-last") {
+        Ok(text) => ByteRange::parse(text),
+        Err(why) => Err(why),
+    };
+    let range = match range {
+        Ok(range) => range,
+        Err(why) => return Ok(bad_range(&key, &shown, why, None)),
+    };
+    let Some(meta) = state.store.head(&key).await.map_err(store_error)? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("get {key:?}: no such object"),
+        ));
+    };
+    let Some((start, end)) = range.resolve(meta.size) else {
+        return Ok(bad_range(
+            &key,
+            &shown,
+            "the range is past the end of the object",
+            Some(meta.size),
+        ));
+    };
+    let body = state
+        .store
+        .get_range(&key, start, end - start)
+        .await
+        .map_err(store_error)?;
+    Ok((
+        StatusCode::PARTIAL_CONTENT,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{}/{}", end - 1, meta.size),
+            ),
+            (header::ACCEPT_RANGES, "bytes".to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn head_object(
@@ -174,4 +314,51 @@ async fn delete_object(
     admit(&who, StoreOp::Delete, &key)?;
     state.store.delete(&key).await.map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_byte_range_is_parsed_and_resolved() {
+        let from = |start, last| ByteRange::From { start, last };
+        for (value, want) in [
+            ("bytes=0-9", from(0, Some(9))),
+            ("bytes=5-", from(5, None)),
+            ("bytes=-3", ByteRange::Suffix(3)),
+            ("BYTES = 2 - 2", from(2, Some(2))),
+        ] {
+            assert_eq!(ByteRange::parse(value), Ok(want), "{value}");
+        }
+        for value in [
+            "bytes=0-1,4-5",
+            "bytes=9-3",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "bytes=-",
+            "bytes=5",
+            "items=0-1",
+            "0-1",
+            "bytes=99999999999999999999-",
+        ] {
+            assert!(ByteRange::parse(value).is_err(), "{value}");
+        }
+        assert_eq!(from(0, Some(9)).resolve(100), Some((0, 10)));
+        assert_eq!(from(95, Some(200)).resolve(100), Some((95, 100)));
+        assert_eq!(from(99, None).resolve(100), Some((99, 100)));
+        assert_eq!(from(100, None).resolve(100), None);
+        assert_eq!(from(0, None).resolve(0), None);
+        assert_eq!(ByteRange::Suffix(3).resolve(100), Some((97, 100)));
+        assert_eq!(ByteRange::Suffix(300).resolve(100), Some((0, 100)));
+        assert_eq!(ByteRange::Suffix(0).resolve(100), None);
+        assert_eq!(ByteRange::Suffix(3).resolve(0), None);
+    }
+
+    #[test]
+    fn a_bad_range_is_416_naming_it() {
+        let response = bad_range("archives/x/y", "bytes=9-", "past the end", Some(4));
+        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(response.headers()[header::CONTENT_RANGE], "bytes */4");
+    }
 }

@@ -140,7 +140,7 @@ pub fn build_outputs(
                     site: site.to_string(),
                     case_id: f.case_id.clone(),
                     level: FailureLevel::Tile,
-                    item: f.tile_key.clone(),
+                    item: f.tile.clone(),
                     stage: match f.stage {
                         wire::FailureStage::Fetch => FailureStage::Fetch,
                         wire::FailureStage::Decode => FailureStage::Decode,
@@ -160,7 +160,7 @@ pub fn build_outputs(
                         site: site.to_string(),
                         case_id: case.case_id.clone(),
                         level: FailureLevel::Tile,
-                        item: t.clone(),
+                        item: t.name.clone(),
                         stage: FailureStage::Job,
                         reason: reason.clone(),
                     }));

@@ -301,7 +301,7 @@ mod tests {
                 cases: vec![JobCase {
                     case_id: format!("c{i}"),
                     part: 0,
-                    tiles: vec!["t".into(); 10],
+                    tiles: vec![nodal_testkit::fixtures::job_tile("t"); 10],
                     report: None,
                 }],
                 traceparent: None,

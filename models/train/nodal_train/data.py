@@ -35,7 +35,7 @@ def manifests(store: str, study: str):
 
 def runnable(case) -> bool:
     """Eligible and with at least one stored tile, as the coordinator's plan requires."""
-    return case["eligibility"]["verdict"] == "eligible" and bool(stored.case_tile_keys(case))
+    return case["eligibility"]["verdict"] == "eligible" and bool(stored.case_tiles(case))
 
 
 def tile_codec(store: str, study: str) -> dict:
@@ -65,11 +65,11 @@ def load_cytology(store: str, split: str, max_tiles_per_image: int | None = None
                 continue
             case = CytologyCase(m["site"], m["archive_id"], c["case_id"], split, CYTOLOGY_CLASSES.index(c["label"]))
             for image in c["images"]:
-                keys = [t["key"] for t in image["tiles"]] if image["qc"]["passed"] else []
-                if max_tiles_per_image is not None and len(keys) > max_tiles_per_image:
-                    keep = rng.choice(len(keys), max_tiles_per_image, replace=False)
-                    keys = [keys[i] for i in sorted(keep)]
-                case.tiles.extend(stored.read_tile(stored.read_stored(store, k)) for k in keys)
+                tiles = image["tiles"] if image["qc"]["passed"] else []
+                if max_tiles_per_image is not None and len(tiles) > max_tiles_per_image:
+                    keep = rng.choice(len(tiles), max_tiles_per_image, replace=False)
+                    tiles = [tiles[i] for i in sorted(keep)]
+                case.tiles.extend(stored.read_tile(stored.read_stored(store, m["archive_id"], t)) for t in tiles)
             cases.append(case)
     return cases
 
@@ -118,8 +118,9 @@ def load_ultrasound(store: str, split: str):
         for c in m["cases"]:
             if c["split"] != split or c["label"] not in ("0", "1") or not runnable(c):
                 continue
-            key = stored.case_tile_keys(c)[0]
-            tile = stored.read_tile(stored.read_stored(store, key))
+            first = stored.case_tiles(c)[0]
+            key = first["name"]
+            tile = stored.read_tile(stored.read_stored(store, m["archive_id"], first))
             stage = STAGES.index(c["stage"]) if c["stage"] in STAGES else -1
             cases.append(UltrasoundCase(m["site"], m["archive_id"], c["case_id"], split, int(c["label"]), stage,
                                         c["report"], tile, key))

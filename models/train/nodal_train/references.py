@@ -7,7 +7,6 @@ against the recorded ones within 1e-5.
 """
 
 import os
-import shutil
 
 import numpy as np
 from PIL import Image
@@ -16,17 +15,18 @@ from . import tiles as stored
 
 
 def write_jpeg_references(ref_dir, store, picks, card, session):
-    """`picks`: (archive_id, case_id, tile key, report dict or None). Returns reference.json's jpeg part."""
+    """`picks`: (archive_id, case_id, manifest tile, report dict or None). Returns reference.json's jpeg part."""
     os.makedirs(ref_dir, exist_ok=True)
     arrays, inputs, reports = [], [], []
-    for k, (archive_id, case_id, key, report) in enumerate(picks):
+    for k, (archive_id, case_id, tile, report) in enumerate(picks):
         jpeg, png = f"jpeg-{k}.jpg", f"jpeg-{k}.png"
-        shutil.copyfile(os.path.join(store, key), os.path.join(ref_dir, jpeg))
-        with open(os.path.join(ref_dir, jpeg), "rb") as f:
-            pixels = stored.read_tile(f.read())
+        data = stored.read_stored(store, archive_id, tile)
+        with open(os.path.join(ref_dir, jpeg), "wb") as f:
+            f.write(data)
+        pixels = stored.read_tile(data)
         Image.fromarray(pixels).save(os.path.join(ref_dir, png), format="PNG")
         arrays.append(pixels)
-        entry = {"jpeg": jpeg, "decoded": png, "archive_id": archive_id, "case_id": case_id, "key": key}
+        entry = {"jpeg": jpeg, "decoded": png, "archive_id": archive_id, "case_id": case_id, "tile": tile["name"]}
         if card["report_features"]:
             vector = stored.encode_report(report, card["report_features"])
             entry["report"] = report

@@ -1,8 +1,9 @@
 """Tiles as production stores them: the JPEG bytes `nodal submit` wrote, decoded with Pillow.
 
-A nodal store folder holds `archives/<archive_id>/manifest.json` and the tiles
-under `archives/<archive_id>/tiles/` (a `nodal demo` store is such a folder; so
-is an s3s-fs bucket directory with the store prefix). Reading tiles from there,
+A nodal store folder holds `archives/<archive_id>/manifest.json` and the tiles,
+packed end to end in `archives/<archive_id>/shards/<n>.bin` at the offset and
+length the manifest gives (a `nodal demo` store is such a folder; so is an
+s3s-fs bucket directory with the store prefix). Reading tiles from there,
 rather than re-cutting and re-encoding the source images in Python, is what
 keeps training, validation and any analyst's check on the pixels the worker
 sees: both sides decode the same bytes with libjpeg-turbo (accurate DCT, fancy
@@ -30,14 +31,25 @@ def load_manifest(store: str, archive_id: str) -> dict:
         return json.load(f)
 
 
-def case_tile_keys(case: dict) -> list:
-    """The keys of a case's tiles in manifest order: QC-passed images, each image's tiles."""
-    return [t["key"] for image in case["images"] if image["qc"]["passed"] for t in image["tiles"]]
+def case_tiles(case: dict) -> list:
+    """A case's tiles in manifest order: QC-passed images, each image's tiles."""
+    return [t for image in case["images"] if image["qc"]["passed"] for t in image["tiles"]]
 
 
-def read_stored(store: str, key: str) -> bytes:
-    with open(os.path.join(store, key), "rb") as f:
-        return f.read()
+def shard_path(store: str, archive_id: str, shard: int) -> str:
+    """The file of an archive's shard `shard` (mirror of nodal_types::layout::shard_key)."""
+    return os.path.join(store, "archives", archive_id, "shards", f"{shard:06d}.bin")
+
+
+def read_stored(store: str, archive_id: str, tile: dict) -> bytes:
+    """A tile's stored bytes: `length` bytes at `offset` of its shard."""
+    at = tile["at"]
+    with open(shard_path(store, archive_id, at["shard"]), "rb") as f:
+        f.seek(at["offset"])
+        data = f.read(at["length"])
+    if len(data) != at["length"]:
+        raise ValueError(f"{archive_id}: tile {tile['name']}: its shard ends before byte {at['offset'] + at['length']}")
+    return data
 
 
 def encode_report(report: dict, spec) -> np.ndarray:

@@ -21,7 +21,7 @@ pub struct PipelineArgs {
     /// Milliseconds a partial batch waits for more tiles, from its first tile.
     #[arg(long, env = "NODAL_BATCH_DEADLINE_MS", default_value_t = DEFAULT_BATCH_DEADLINE.as_millis() as u64)]
     pub batch_deadline_ms: u64,
-    /// Tiles being fetched or decoded at once, over all jobs of a pipeline.
+    /// Tiles being decoded or waiting for their batch at once, over all jobs of a pipeline.
     #[arg(long, env = "NODAL_FETCH_CONCURRENCY", default_value_t = DEFAULT_FETCH_CONCURRENCY)]
     pub fetch_concurrency: usize,
     /// Threads decoding tiles (0: one per core), shared out among the pipelines.

@@ -99,7 +99,16 @@ fn check(v: &Value, model: &str, tiles: f64) {
     let mean = positive(e, "mean_batch_tiles");
     assert!((batches * mean - tiles).abs() < 1e-6 && mean <= 64.0);
     assert!(number(e, "infer_busy") > 0.0);
-    for stage in ["fetch", "decode", "queue_wait"] {
+    // A job's tiles are a few ranged reads of a shard.
+    let reads = number(e, "stages.fetch.count");
+    assert_eq!(number(e, "shard_reads"), reads);
+    assert!(
+        reads >= 1.0 && reads <= tiles / 2.0,
+        "{reads} reads for {tiles} tiles"
+    );
+    assert!((number(e, "tiles_per_read") - tiles / reads).abs() < 1e-9);
+    positive(e, "stages.fetch.total_s");
+    for stage in ["decode", "queue_wait"] {
         assert_eq!(
             number(e, &format!("stages.{stage}.count")),
             tiles,

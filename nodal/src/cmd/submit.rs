@@ -6,7 +6,9 @@ use anyhow::Context;
 use clap::Args;
 use nodal_submit::pixel_budget::DEFAULT_DECODE_MEMORY_MIB;
 use nodal_submit::table::{Delimiter, TableOptions, parse_encoding};
-use nodal_submit::{DEFAULT_UPLOAD_CONCURRENCY, Progress, SubmitOptions, qc, submit_site};
+use nodal_submit::{
+    DEFAULT_SHARD_MIB, DEFAULT_UPLOAD_CONCURRENCY, Progress, SubmitOptions, qc, submit_site,
+};
 use nodal_types::manifest::QcThresholds;
 use nodal_types::study::Study;
 use std::path::PathBuf;
@@ -53,9 +55,13 @@ pub struct SubmitArgs {
     /// (default: cytology 0.05, ultrasound 0.10).
     #[arg(long)]
     pub max_artefact_fraction: Option<f64>,
-    /// Most tile uploads in flight.
+    /// Most shard uploads in flight.
     #[arg(long, env = "NODAL_UPLOAD_CONCURRENCY", default_value_t = DEFAULT_UPLOAD_CONCURRENCY)]
     pub upload_concurrency: usize,
+    /// Size at which a shard of tiles is closed, MiB; fractions allowed
+    /// (a case's tiles stay in one shard unless the case alone is larger).
+    #[arg(long, env = "NODAL_SHARD_MIB", default_value_t = DEFAULT_SHARD_MIB as f64)]
+    pub shard_mib: f64,
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -77,6 +83,8 @@ impl From<&SubmitArgs> for SubmitOptions {
                     .unwrap_or(defaults.max_artefact_fraction),
             },
             upload_concurrency: args.upload_concurrency,
+            // A negative or NaN size becomes 0, which the options check refuses.
+            shard_bytes: (args.shard_mib * f64::from(1u32 << 20)) as u64,
             table: TableOptions {
                 encoding: args.encoding,
                 delimiter: args.delimiter,

@@ -195,7 +195,7 @@ async fn collect(
                 tally.first_failure = result
                     .tile_failures
                     .first()
-                    .map(|f| format!("{} ({}): {}", f.tile_key, f.stage.as_str(), f.reason));
+                    .map(|f| format!("{} ({}): {}", f.tile, f.stage.as_str(), f.reason));
             }
         }
     }

@@ -42,7 +42,7 @@ impl StageTotals {
 /// The stage histograms of [`WorkerMetrics`] at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct StageSnapshot {
-    /// One tile's fetch, retries included (seconds).
+    /// One ranged read of a shard, retries included (seconds).
     pub fetch: StageTotals,
     /// One tile's decode on the pool (seconds).
     pub decode: StageTotals,

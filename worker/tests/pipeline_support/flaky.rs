@@ -73,6 +73,10 @@ impl ObjectStore for FlakyStore {
         self.check("get", key)?;
         self.inner.get(key).await
     }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        self.check("get_range", key)?;
+        self.inner.get_range(key, offset, len).await
+    }
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         self.check("head", key)?;
         self.inner.head(key).await

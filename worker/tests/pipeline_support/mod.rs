@@ -15,8 +15,9 @@ use ndarray::{Array2, Array4, Axis};
 use nodal_common::broker::{Broker, MemoryBroker, QueueNames};
 use nodal_common::retry::RetryPolicy;
 use nodal_common::store::{LocalStore, ObjectStore, SharedStore};
-use nodal_types::layout::{card_key, manifest_key};
-use nodal_types::wire::{self, HandedBack, Job, JobCase, JobResult, Message, ModelRef};
+use nodal_types::layout::{card_key, manifest_key, shard_key};
+use nodal_types::shard::crc32c;
+use nodal_types::wire::{self, HandedBack, Job, JobCase, JobResult, JobTile, Message, ModelRef};
 use nodal_worker::{
     Health, Model, Runtime, RuntimeConfig, WorkerConfig, WorkerDeps, WorkerError, WorkerMetrics,
     WorkerSummary,
@@ -74,8 +75,8 @@ impl Running {
 pub struct CaseSpec {
     /// Case id.
     pub case_id: String,
-    /// Encoded tile files (stored under `tiles/<case>/<i>.jpg`), or `None`
-    /// for a tile listed in the job but never stored.
+    /// Encoded tile files (named `<case>/<i>.jpg`), or `None` for a tile
+    /// listed in the job but never stored.
     pub tiles: Vec<Option<Vec<u8>>>,
     /// The encoded report, for multimodal models.
     pub report: Option<Vec<f32>>,
@@ -167,7 +168,10 @@ impl Fixture {
         }
     }
 
-    /// Store an archive's manifest and tiles; returns the job cases naming them.
+    /// Store an archive's manifest and its tiles, each case's end to end in
+    /// a shard of its own (shard `i` for case `i`, so a test can break one
+    /// case's reads); returns the job cases naming them. A tile that is
+    /// `None` is named in shard 999, which is never stored.
     pub async fn put_archive(&self, archive_id: &str, cases: &[CaseSpec]) -> Vec<JobCase> {
         // The worker only checks that the manifest exists.
         let manifest = serde_json::json!({ "archive_id": archive_id });
@@ -176,22 +180,41 @@ impl Fixture {
             .await
             .expect("put manifest");
         let mut job_cases = Vec::new();
-        for case in cases {
-            let mut keys = Vec::new();
+        for (index, case) in cases.iter().enumerate() {
+            let key = shard_key(archive_id, index as u32);
+            let mut shard = Vec::new();
+            let mut tiles = Vec::new();
             for (i, tile) in case.tiles.iter().enumerate() {
-                let key = format!("archives/{archive_id}/tiles/{}/{i}.jpg", case.case_id);
-                if let Some(bytes) = tile {
-                    self.store
-                        .put(&key, Bytes::from(bytes.clone()))
-                        .await
-                        .expect("put tile");
-                }
-                keys.push(key);
+                let name = format!("{}/{i}.jpg", case.case_id);
+                tiles.push(match tile {
+                    Some(bytes) => {
+                        let offset = shard.len() as u64;
+                        shard.extend_from_slice(bytes);
+                        JobTile {
+                            name,
+                            shard_key: key.clone(),
+                            offset,
+                            length: bytes.len() as u32,
+                            crc32c: crc32c(bytes),
+                        }
+                    }
+                    None => JobTile {
+                        name,
+                        shard_key: shard_key(archive_id, 999),
+                        offset: 0,
+                        length: 1000,
+                        crc32c: 0,
+                    },
+                });
             }
+            self.store
+                .put(&key, Bytes::from(shard))
+                .await
+                .expect("put shard");
             job_cases.push(JobCase {
                 case_id: case.case_id.clone(),
                 part: 0,
-                tiles: keys,
+                tiles,
                 report: case.report.clone(),
             });
         }

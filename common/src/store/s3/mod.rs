@@ -7,9 +7,13 @@ mod error;
 mod multipart;
 
 use super::key::{check_key, check_prefix};
-use super::{ObjectMeta, ObjectStore, StoreError, StoreErrorKind};
+use super::{
+    ObjectMeta, ObjectStore, StoreError, StoreErrorKind, content_range_total, empty_range,
+    ends_before, range_end,
+};
 use crate::tls::CaCertificates;
 use async_trait::async_trait;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use error::from_sdk;
@@ -328,6 +332,76 @@ impl ObjectStore for S3Store {
             )
         })?;
         Ok(body.into_bytes())
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        check_key("get_range", key, &self.name)?;
+        let end = range_end(key, &self.name, offset, len)?;
+        if len == 0 {
+            // An HTTP byte range holds at least one byte.
+            return empty_range(self, key, offset).await;
+        }
+        let range = format!("bytes={}-{}", offset, end - 1);
+        let _permit = self.permit("get_range", key).await?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .range(&range)
+            .send()
+            .await
+            .map_err(|e| {
+                let unsatisfiable = match &e {
+                    SdkError::ServiceError(ctx) => {
+                        ctx.err().code() == Some("InvalidRange") || ctx.raw().status().as_u16() == 416
+                    }
+                    _ => false,
+                };
+                if unsatisfiable {
+                    StoreError::new(
+                        StoreErrorKind::Permanent,
+                        "get_range",
+                        key,
+                        &self.name,
+                        format!(
+                            "the object ends before byte {end}: the range {range} of {key:?} is not satisfiable (InvalidRange, HTTP 416)"
+                        ),
+                    )
+                } else {
+                    from_sdk(e, "get_range", key, &self.name)
+                }
+            })?;
+        let total = out.content_range().and_then(content_range_total);
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| {
+                StoreError::new(
+                    StoreErrorKind::Transient,
+                    "get_range",
+                    key,
+                    &self.name,
+                    format!("reading the body failed: {e}"),
+                )
+            })?
+            .into_bytes();
+        let got = body.len() as u64;
+        if got < len {
+            let size = total.unwrap_or(offset + got);
+            return Err(ends_before(key, &self.name, offset, end, size));
+        }
+        if got > len {
+            return Err(StoreError::new(
+                StoreErrorKind::Permanent,
+                "get_range",
+                key,
+                &self.name,
+                format!("the server answered {got} bytes to the range {range} ({len} bytes)"),
+            ));
+        }
+        Ok(body)
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {

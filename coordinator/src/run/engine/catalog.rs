@@ -19,8 +19,9 @@ pub(super) async fn archive_ids(store: &dyn ObjectStore) -> Result<Vec<String>, 
 }
 
 /// An archive's manifest and the SHA-256 of its stored bytes. A missing
-/// manifest is [`EngineError::UnknownArchive`]; one that does not parse, or
-/// names another archive, is [`EngineError::BadManifest`].
+/// manifest is [`EngineError::UnknownArchive`]; one that does not parse, is
+/// of another schema version (an archive to re-submit) or names another
+/// archive, is [`EngineError::BadManifest`].
 pub(super) async fn read_manifest(
     store: &dyn ObjectStore,
     archive_id: &str,
@@ -34,15 +35,17 @@ pub(super) async fn read_manifest(
         Err(e) => return Err(e.into()),
     };
     let sha = nodal_types::sha256_hex(&bytes);
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| EngineError::BadManifest {
-            key: key.clone(),
-            message: e.to_string(),
-        })?;
+    let manifest = Manifest::parse(&bytes).map_err(|e| EngineError::BadManifest {
+        key: key.clone(),
+        message: e.to_string(),
+    })?;
     if manifest.archive_id != archive_id {
         return Err(EngineError::BadManifest {
             key,
-            message: format!("it names archive {:?}", manifest.archive_id),
+            message: format!(
+                "not a valid manifest: it names archive {:?}",
+                manifest.archive_id
+            ),
         });
     }
     Ok((manifest, sha))

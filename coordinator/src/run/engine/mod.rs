@@ -111,8 +111,8 @@ pub enum EngineError {
     /// A named archive has no manifest in the store.
     #[error("unknown archive {0:?}: no manifest at {key} (submit it first; an interrupted submit has no manifest yet)", key = manifest_key(.0))]
     UnknownArchive(String),
-    /// A manifest that does not parse.
-    #[error("{key}: not a valid manifest: {message}")]
+    /// A stored manifest or run record that cannot be used.
+    #[error("{key}: {message}")]
     BadManifest {
         /// The manifest's key.
         key: String,

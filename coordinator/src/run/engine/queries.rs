@@ -40,7 +40,7 @@ impl Engine {
         let p: RunProvenance =
             serde_json::from_slice(&bytes).map_err(|e| EngineError::BadManifest {
                 key: run_record_key(run_id),
-                message: e.to_string(),
+                message: format!("not a valid run record: {e}"),
             })?;
         let elapsed = (p.finished_at - p.created_at).num_milliseconds().max(1) as f64 / 1000.0;
         Ok(RunStatus {
