@@ -572,6 +572,52 @@ async fn the_api_refuses_bad_requests_clearly_and_creates_nothing() {
         "unknown_archive",
         &["cy-a.ffffffffffffffff"],
     );
+    // An archive of the old layout (one object per tile), and one whose
+    // tile index points past its shards: refused, naming what to do.
+    let stored: serde_json::Value = serde_json::from_slice(
+        &c.store
+            .get(&nodal_types::layout::manifest_key(a))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut old = stored.clone();
+    old["schema_version"] = 2.into();
+    old["archive_id"] = "cy-a.00000000000000e2".into();
+    let mut broken = stored.clone();
+    broken["archive_id"] = "cy-a.00000000000000e3".into();
+    broken["shards"][0]["bytes"] = 10.into();
+    for m in [&old, &broken] {
+        let id = m["archive_id"].as_str().unwrap();
+        c.store
+            .put(
+                &nodal_types::layout::manifest_key(id),
+                serde_json::to_vec(m).unwrap().into(),
+            )
+            .await
+            .unwrap();
+    }
+    api_refused(
+        post("{\"archives\": [\"cy-a.00000000000000e2\"], \"model\": \"cytology-origin\"}".into())
+            .await,
+        422,
+        "bad_input",
+        &[
+            "cy-a.00000000000000e2/manifest.json",
+            "schema version 2",
+            "re-submit the site",
+        ],
+    );
+    api_refused(
+        post("{\"archives\": [\"cy-a.00000000000000e3\"], \"model\": \"cytology-origin\"}".into())
+            .await,
+        422,
+        "bad_input",
+        &[
+            "cy-a.00000000000000e3/manifest.json",
+            "lie outside the archive's",
+        ],
+    );
     api_refused(
         post(format!(
             "{{\"archives\": [\"{a}\"], \"model\": \"cytology-origin\", \"job_tiles\": 0}}"
