@@ -103,6 +103,26 @@ impl TileStages<'_> {
             fetch: took / range.tiles.len().max(1) as u32,
             ..TileTimes::default()
         };
+        // Stores answer exactly the bytes asked for; anything else is an
+        // error here too, never a slice out of bounds.
+        let read = read.and_then(|bytes| {
+            if bytes.len() as u64 == range.len() {
+                Ok(bytes)
+            } else {
+                Err(StoreError::new(
+                    StoreErrorKind::Permanent,
+                    "get_range",
+                    range.shard_key,
+                    &self.store.describe(),
+                    format!(
+                        "asked for bytes {}..{}, got {} bytes",
+                        range.offset,
+                        range.end,
+                        bytes.len()
+                    ),
+                ))
+            }
+        });
         let bytes = match read {
             Ok(bytes) => bytes,
             Err(e) => {
