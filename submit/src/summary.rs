@@ -35,13 +35,15 @@ pub struct Summary {
     pub tiles: usize,
     /// Bytes of the archive's tiles.
     pub tile_bytes: u64,
+    /// Shard objects holding the tiles.
+    pub shards: usize,
     /// Bytes of the source files read.
     pub source_bytes: u64,
     /// Objects written by this submission (tiles and manifest).
     pub uploaded: usize,
     /// Bytes written by this submission.
     pub uploaded_bytes: u64,
-    /// Tiles found already stored and not written again.
+    /// Shards found already stored and not written again.
     pub skipped: usize,
     /// True when the complete archive was already stored.
     pub already_complete: bool,
@@ -82,6 +84,7 @@ impl Summary {
             qc_failed,
             tiles: manifest.cases.iter().map(|c| c.tile_count()).sum(),
             tile_bytes: 0,
+            shards: manifest.shards.len(),
             source_bytes: manifest.source_files.iter().map(|f| f.bytes).sum(),
             uploaded: 0,
             uploaded_bytes: 0,
@@ -116,10 +119,11 @@ impl Summary {
         }
         row("tiles", self.tiles.to_string());
         row("tile bytes", self.tile_bytes.to_string());
+        row("shards", self.shards.to_string());
         row("source bytes", self.source_bytes.to_string());
         row("objects uploaded", self.uploaded.to_string());
         row("bytes uploaded", self.uploaded_bytes.to_string());
-        row("tiles already stored", self.skipped.to_string());
+        row("shards already stored", self.skipped.to_string());
         let state = if self.already_complete {
             "already complete: nothing uploaded"
         } else {
