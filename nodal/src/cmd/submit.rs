@@ -170,6 +170,8 @@ mod tests {
             "gbk",
             "--decode-memory-mib",
             "64",
+            "--shard-mib",
+            "0.25",
         ])
         .expect("parses");
         let options = SubmitOptions::from(&args);
@@ -183,6 +185,7 @@ mod tests {
         assert_eq!(options.table.delimiter, Some(Delimiter::Semicolon));
         assert_eq!(options.table.encoding.map(|e| e.name()), Some("GBK"));
         assert_eq!(options.decode_memory, 64 << 20);
+        assert_eq!(options.shard_bytes, 256 << 10);
         assert_eq!(
             (options.site.as_str(), options.dir.as_path()),
             ("us-x", std::path::Path::new("dir"))
