@@ -7,7 +7,7 @@
 use super::key::{check_key, check_prefix};
 use super::{
     ObjectMeta, ObjectStore, StoreError, StoreErrorKind, content_range_total, empty_range,
-    ends_before, range_end,
+    ends_before, exact_range, range_end,
 };
 use crate::retry::{RetryPolicy, retry};
 use crate::tls::HttpClientSettings;
@@ -410,20 +410,8 @@ impl ObjectStore for HttpStore {
                 content_range.as_deref().unwrap_or("none")
             )));
         }
-        let got = body.len() as u64;
-        if got < len {
-            let size = content_range
-                .as_deref()
-                .and_then(content_range_total)
-                .unwrap_or(offset + got);
-            return Err(ends_before(key, &self.name, offset, end, size));
-        }
-        if got > len {
-            return Err(refused(format!(
-                "the coordinator answered {got} bytes to {range} ({len} bytes)"
-            )));
-        }
-        Ok(body)
+        let total = content_range.as_deref().and_then(content_range_total);
+        exact_range(key, &self.name, offset, end, body, total)
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {

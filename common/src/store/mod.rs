@@ -118,6 +118,36 @@ pub(crate) fn ends_before(key: &str, store: &str, offset: u64, end: u64, size: u
     )
 }
 
+/// The body of a ranged read of bytes `offset..end`, which must hold
+/// exactly that many bytes: a shorter one means the object ends before
+/// `end` (of `total` bytes, when the server said), a longer one is an error.
+pub(crate) fn exact_range(
+    key: &str,
+    store: &str,
+    offset: u64,
+    end: u64,
+    body: Bytes,
+    total: Option<u64>,
+) -> Result<Bytes, StoreError> {
+    let (got, len) = (body.len() as u64, end - offset);
+    if got < len {
+        let size = total.unwrap_or(offset + got);
+        return Err(ends_before(key, store, offset, end, size));
+    }
+    if got > len {
+        return Err(StoreError::new(
+            StoreErrorKind::Permanent,
+            "get_range",
+            key,
+            store,
+            format!(
+                "the server answered {got} bytes to the range bytes {offset}..{end} ({len} bytes)"
+            ),
+        ));
+    }
+    Ok(body)
+}
+
 /// The total size in a `Content-Range: bytes a-b/total` value.
 pub(crate) fn content_range_total(value: &str) -> Option<u64> {
     value.rsplit_once('/')?.1.trim().parse().ok()

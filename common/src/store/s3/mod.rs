@@ -9,7 +9,7 @@ mod multipart;
 use super::key::{check_key, check_prefix};
 use super::{
     ObjectMeta, ObjectStore, StoreError, StoreErrorKind, content_range_total, empty_range,
-    ends_before, range_end,
+    exact_range, range_end,
 };
 use crate::tls::CaCertificates;
 use async_trait::async_trait;
@@ -387,21 +387,7 @@ impl ObjectStore for S3Store {
                 )
             })?
             .into_bytes();
-        let got = body.len() as u64;
-        if got < len {
-            let size = total.unwrap_or(offset + got);
-            return Err(ends_before(key, &self.name, offset, end, size));
-        }
-        if got > len {
-            return Err(StoreError::new(
-                StoreErrorKind::Permanent,
-                "get_range",
-                key,
-                &self.name,
-                format!("the server answered {got} bytes to the range {range} ({len} bytes)"),
-            ));
-        }
-        Ok(body)
+        exact_range(key, &self.name, offset, end, body, total)
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
