@@ -1,6 +1,7 @@
 //! The worker's store, counted: every request (each retry too) and the
 //! bytes it moved, by operation, in `nodal_worker_store_requests_total` and
-//! `nodal_worker_store_bytes_total`, so an operator sees requests per tile.
+//! `nodal_worker_store_bytes_total`, so an operator sees requests per tile;
+//! calls that failed in `nodal_worker_store_errors_total`.
 
 use crate::metrics::WorkerMetrics;
 use async_trait::async_trait;
@@ -28,40 +29,53 @@ impl MeteredStore {
             .with_label_values(&[op])
             .inc_by(bytes as u64);
     }
+
+    /// Count `outcome` of one `op` call: a request, its bytes, and an error if it failed.
+    fn counted<T>(
+        &self,
+        op: &str,
+        outcome: Result<T, StoreError>,
+        bytes: impl Fn(&T) -> usize,
+    ) -> Result<T, StoreError> {
+        self.count(op, outcome.as_ref().map_or(0, &bytes));
+        if outcome.is_err() {
+            self.metrics.store_errors.with_label_values(&[op]).inc();
+        }
+        outcome
+    }
 }
 
 #[async_trait]
 impl ObjectStore for MeteredStore {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
-        self.count("put", body.len());
-        self.inner.put(key, body).await
+        let len = body.len();
+        let put = self.inner.put(key, body).await;
+        self.counted("put", put, |()| len)
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let got = self.inner.get(key).await;
-        self.count("get", got.as_ref().map_or(0, Bytes::len));
-        got
+        self.counted("get", got, Bytes::len)
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
         let got = self.inner.get_range(key, offset, len).await;
-        self.count("get_range", got.as_ref().map_or(0, Bytes::len));
-        got
+        self.counted("get_range", got, Bytes::len)
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
-        self.count("head", 0);
-        self.inner.head(key).await
+        let head = self.inner.head(key).await;
+        self.counted("head", head, |_| 0)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.count("list", 0);
-        self.inner.list(prefix).await
+        let listed = self.inner.list(prefix).await;
+        self.counted("list", listed, |_| 0)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.count("delete", 0);
-        self.inner.delete(key).await
+        let deleted = self.inner.delete(key).await;
+        self.counted("delete", deleted, |()| 0)
     }
 
     fn describe(&self) -> String {
@@ -92,5 +106,10 @@ mod tests {
         assert_eq!((requests("put"), bytes("put")), (1, 10));
         assert_eq!((requests("get_range"), bytes("get_range")), (1, 3));
         assert_eq!((requests("get"), bytes("get")), (2, 10));
+        let errors = |op: &str| metrics.store_errors.with_label_values(&[op]).get();
+        assert_eq!(
+            (errors("get"), errors("get_range"), errors("put")),
+            (1, 0, 0)
+        );
     }
 }

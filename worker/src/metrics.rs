@@ -25,6 +25,8 @@ pub mod job_outcome {
     pub const HANDED_BACK: &str = "handed_back";
     /// Job dropped unrun: its run had finished.
     pub const RUN_FINISHED: &str = "run_finished";
+    /// Every outcome, to start their series at 0.
+    pub const ALL: [&str; 5] = [ANSWERED, REQUEUED, DEAD_LETTERED, HANDED_BACK, RUN_FINISHED];
 }
 
 /// Outcome labels of `nodal_worker_tiles_total`.
@@ -37,9 +39,16 @@ pub mod tile_outcome {
     pub const DECODE_FAILED: &str = "decode_failed";
     /// Inference failed for the tile.
     pub const INFER_FAILED: &str = "infer_failed";
+    /// Every outcome, to start their series at 0.
+    pub const ALL: [&str; 4] = [OK, FETCH_FAILED, DECODE_FAILED, INFER_FAILED];
 }
 
-/// Metrics of the workers of one process.
+/// Operation labels of the `nodal_worker_store_*` counters.
+pub const STORE_OPS: [&str; 6] = ["get", "get_range", "head", "list", "put", "delete"];
+
+/// Metrics of the workers of one process. Every labelled series with a
+/// closed set of labels starts at 0, so that `increase()` in an alert sees
+/// the first event.
 #[derive(Debug, Clone)]
 pub struct WorkerMetrics {
     /// Jobs settled, by outcome (`answered`, `requeued`, `dead_lettered`).
@@ -60,6 +69,8 @@ pub struct WorkerMetrics {
     pub store_requests: IntCounterVec,
     /// Bytes read from or written to the store, by operation.
     pub store_bytes: IntCounterVec,
+    /// Store calls that failed (after the store's own retries), by operation.
+    pub store_errors: IntCounterVec,
     /// Time to decode one tile.
     pub decode_seconds: Histogram,
     /// Time to run one batch through the model.
@@ -132,6 +143,13 @@ impl WorkerMetrics {
                 ),
                 &["op"],
             )?,
+            store_errors: IntCounterVec::new(
+                Opts::new(
+                    "nodal_worker_store_errors_total",
+                    "Store calls that failed after the store's own retries, by operation.",
+                ),
+                &["op"],
+            )?,
             decode_seconds: histogram(
                 "nodal_worker_decode_seconds",
                 "Time to decode one tile.",
@@ -157,6 +175,17 @@ impl WorkerMetrics {
                 "Jobs received and not yet settled.",
             )?,
         };
+        for outcome in job_outcome::ALL {
+            m.jobs.with_label_values(&[outcome]);
+        }
+        for outcome in tile_outcome::ALL {
+            m.tiles.with_label_values(&[outcome]);
+        }
+        for op in STORE_OPS {
+            m.store_requests.with_label_values(&[op]);
+            m.store_bytes.with_label_values(&[op]);
+            m.store_errors.with_label_values(&[op]);
+        }
         registry.register(Box::new(m.jobs.clone()))?;
         registry.register(Box::new(m.tiles.clone()))?;
         registry.register(Box::new(m.dead_lettered.clone()))?;
@@ -166,6 +195,7 @@ impl WorkerMetrics {
         registry.register(Box::new(m.fetch_seconds.clone()))?;
         registry.register(Box::new(m.store_requests.clone()))?;
         registry.register(Box::new(m.store_bytes.clone()))?;
+        registry.register(Box::new(m.store_errors.clone()))?;
         registry.register(Box::new(m.decode_seconds.clone()))?;
         registry.register(Box::new(m.infer_seconds.clone()))?;
         registry.register(Box::new(m.publish_seconds.clone()))?;
@@ -206,5 +236,21 @@ mod tests {
             WorkerMetrics::register(&Registry::new()).is_ok(),
             "another registry takes them again"
         );
+    }
+
+    #[test]
+    fn closed_label_sets_are_exported_at_zero_before_any_event() {
+        let registry = Registry::new();
+        WorkerMetrics::register(&registry).expect("registers");
+        let families = registry.gather();
+        let series = |name: &str| {
+            families
+                .iter()
+                .find(|f| f.name() == name)
+                .map_or(0, |f| f.get_metric().len())
+        };
+        assert_eq!(series("nodal_worker_jobs_total"), job_outcome::ALL.len());
+        assert_eq!(series("nodal_worker_tiles_total"), tile_outcome::ALL.len());
+        assert_eq!(series("nodal_worker_store_errors_total"), STORE_OPS.len());
     }
 }

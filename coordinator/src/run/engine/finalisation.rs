@@ -2,6 +2,7 @@
 //! (predictions, failures, statistics) and, last, run.json.
 
 use super::*;
+use crate::metrics::RUN_STATES;
 
 impl Engine {
     pub(super) fn spawn_finalize(&self, run_id: Uuid) {
@@ -131,7 +132,7 @@ impl Engine {
     pub(super) fn update_run_gauges(&self) {
         let runs = self.runs();
         let gauge = &self.inner.metrics.runs;
-        for state in ["running", "finalizing", "finished", "failed"] {
+        for state in RUN_STATES {
             gauge.with_label_values(&[state]).set(0);
         }
         for run in runs.values() {

@@ -2,6 +2,7 @@
 //! publish jobs, and re-publish the jobs of stalled runs.
 
 use super::*;
+use crate::metrics::{dead_reason, result_outcome};
 
 impl Engine {
     /// Consume the results queue until shutdown, storing each result once.
@@ -43,13 +44,17 @@ impl Engine {
             Ok(Message::Result(r)) => r,
             Ok(Message::Job(job) | Message::HandedBack(HandedBack { job, .. })) => {
                 warn!(job_id = %job.job_id, "a job arrived on the results queue; dead-lettering it");
-                m.dead_lettered.with_label_values(&["wrong_kind"]).inc();
+                m.dead_lettered
+                    .with_label_values(&[dead_reason::WRONG_KIND])
+                    .inc();
                 settle(delivery.acker.reject().await);
                 return;
             }
             Err(e) => {
                 warn!(error = %e, bytes = delivery.body.len(), "undecodable result; dead-lettering it");
-                m.dead_lettered.with_label_values(&["undecodable"]).inc();
+                m.dead_lettered
+                    .with_label_values(&[dead_reason::UNDECODABLE])
+                    .inc();
                 settle(delivery.acker.reject().await);
                 return;
             }
@@ -63,23 +68,27 @@ impl Engine {
             Some((RunState::Running, true)) => {}
             Some((RunState::Running, false)) => {
                 warn!(%run_id, %job_id, "result for a job the run does not have; dead-lettering it");
-                m.dead_lettered.with_label_values(&["unknown_job"]).inc();
+                m.dead_lettered
+                    .with_label_values(&[dead_reason::UNKNOWN_JOB])
+                    .inc();
                 settle(delivery.acker.reject().await);
                 return;
             }
             Some(_) => {
-                m.results.with_label_values(&["late"]).inc();
+                m.results.with_label_values(&[result_outcome::LATE]).inc();
                 settle(delivery.acker.ack().await);
                 return;
             }
             None => {
                 let finished = self.inner.store.head(&run_record_key(run_id)).await;
                 if matches!(finished, Ok(Some(_))) {
-                    m.results.with_label_values(&["late"]).inc();
+                    m.results.with_label_values(&[result_outcome::LATE]).inc();
                     settle(delivery.acker.ack().await);
                 } else {
                     warn!(%run_id, %job_id, "result for an unknown run; dead-lettering it");
-                    m.dead_lettered.with_label_values(&["unknown_run"]).inc();
+                    m.dead_lettered
+                        .with_label_values(&[dead_reason::UNKNOWN_RUN])
+                        .inc();
                     settle(delivery.acker.reject().await);
                 }
                 return;
@@ -107,10 +116,13 @@ impl Engine {
         });
         match recorded {
             Some(Recorded::New) => {
-                m.results.with_label_values(&["new"]).inc();
+                m.results.with_label_values(&[result_outcome::NEW]).inc();
                 m.tiles_done.inc_by(tiles_ok);
             }
-            _ => m.results.with_label_values(&["duplicate"]).inc(),
+            _ => m
+                .results
+                .with_label_values(&[result_outcome::DUPLICATE])
+                .inc(),
         }
         settle(delivery.acker.ack().await);
         self.inner.kick.notify_one();
