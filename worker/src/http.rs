@@ -1,5 +1,7 @@
 //! The worker's HTTP endpoints: `/metrics` (Prometheus text format),
-//! `/healthz` (liveness) and `/readyz` (readiness).
+//! `/healthz` (liveness), `/readyz` (readiness) and `/drain` (the pod's
+//! preStop hook: drain as on SIGTERM, answer once the jobs in hand are
+//! settled).
 
 use crate::health::Health;
 use axum::Router;
@@ -8,20 +10,37 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::{Encoder, Registry, TextEncoder};
+use tokio_util::sync::CancellationToken;
+
+/// What `GET /drain` cancels, and what tells it the drain is over.
+#[derive(Debug, Clone, Default)]
+pub struct Drain {
+    /// Cancelled by `GET /drain`: the workers' shutdown, as SIGTERM's.
+    pub shutdown: CancellationToken,
+    /// Cancelled by the process once every worker has settled its jobs.
+    pub drained: CancellationToken,
+}
 
 #[derive(Clone)]
 struct Endpoints {
     registry: Registry,
     health: Health,
+    drain: Drain,
 }
 
-/// The router serving `/metrics` from `registry` and `/healthz`, `/readyz` from `health`.
-pub fn router(registry: Registry, health: Health) -> Router {
+/// The router serving `/metrics` from `registry`, `/healthz` and `/readyz`
+/// from `health`, and `/drain` through `drain`.
+pub fn router(registry: Registry, health: Health, drain: Drain) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Endpoints { registry, health })
+        .route("/drain", get(drain_workers))
+        .with_state(Endpoints {
+            registry,
+            health,
+            drain,
+        })
 }
 
 async fn metrics(State(endpoints): State<Endpoints>) -> Response {
@@ -58,4 +77,14 @@ async fn readyz(State(endpoints): State<Endpoints>) -> (StatusCode, &'static str
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not consuming jobs\n")
     }
+}
+
+/// Start the drain and answer once it is over. A GET, because that is what
+/// a Kubernetes `preStop` `httpGet` hook sends; the pod's SIGTERM then finds
+/// nothing left to do, and the grace period bounds the wait as on SIGTERM.
+async fn drain_workers(State(endpoints): State<Endpoints>) -> (StatusCode, &'static str) {
+    tracing::info!("GET /drain: draining the workers (the pod's preStop hook)");
+    endpoints.drain.shutdown.cancel();
+    endpoints.drain.drained.cancelled().await;
+    (StatusCode::OK, "drained\n")
 }

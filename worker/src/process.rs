@@ -1,5 +1,5 @@
 //! A worker process: its pipelines over one ONNX Runtime, one store and one
-//! broker, and the `/metrics`, `/healthz` and `/readyz` endpoints on a bound
+//! broker, and the `/metrics`, `/healthz`, `/readyz` and `/drain` endpoints on a bound
 //! listener. On shutdown it stops taking jobs, lets the pipelines drain
 //! within their grace period, then stops the endpoints.
 
@@ -27,7 +27,11 @@ pub async fn serve(
     let metrics = WorkerMetrics::register(&registry)
         .map_err(|e| WorkerError::Config(format!("registering the metrics: {e}")))?;
     let health = Health::default();
-    let app = crate::http::router(registry, health.clone());
+    let drain = crate::http::Drain {
+        shutdown: shutdown.clone(),
+        drained: CancellationToken::new(),
+    };
+    let app = crate::http::router(registry, health.clone(), drain.clone());
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(
         axum::serve(listener, app)
@@ -47,6 +51,7 @@ pub async fn serve(
             .map(|config| crate::run_worker(config, deps.clone(), shutdown.clone())),
     )
     .await;
+    drain.drained.cancel();
     stop_serving.cancel();
     if let Ok(Err(e)) = server.await {
         tracing::warn!(error = %e, "the endpoints server stopped with an error");

@@ -358,7 +358,8 @@ async fn metrics_health_and_readiness_are_served() {
         .await
         .expect("binds");
     let addr = listener.local_addr().expect("address");
-    let app = nodal_worker::http::router(fx.registry.clone(), fx.health.clone());
+    let drain = nodal_worker::http::Drain::default();
+    let app = nodal_worker::http::router(fx.registry.clone(), fx.health.clone(), drain.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     assert_eq!(http_get(addr, "/healthz").await.0, 200);
     assert_eq!(
@@ -387,7 +388,24 @@ async fn metrics_health_and_readiness_are_served() {
         body.contains("# TYPE nodal_worker_batch_fill_ratio histogram"),
         "{body}"
     );
+    let draining = tokio::spawn(async move { http_get(addr, "/drain").await });
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        drain.shutdown.cancelled(),
+    )
+    .await
+    .expect("GET /drain cancels the shutdown token");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !draining.is_finished(),
+        "GET /drain answers only once the jobs in hand are settled"
+    );
     worker.stop().await;
+    drain.drained.cancel();
+    assert_eq!(
+        draining.await.expect("joins"),
+        (200, "drained\n".to_owned())
+    );
     assert_eq!(
         http_get(addr, "/readyz").await.0,
         503,

@@ -45,7 +45,7 @@ pub struct WorkerArgs {
     /// Milliseconds to wait before handing a job back after a store outage.
     #[arg(long, env = "NODAL_HAND_BACK_PAUSE_MS", default_value_t = DEFAULT_HAND_BACK_PAUSE.as_millis() as u64)]
     pub hand_back_pause_ms: u64,
-    /// Address of /metrics, /healthz and /readyz (port 0 picks a free port).
+    /// Address of /metrics, /healthz, /readyz and /drain (port 0 picks a free port).
     #[arg(long, env = "NODAL_WORKER_LISTEN", default_value = "0.0.0.0:9101")]
     pub listen: SocketAddr,
     /// This worker's name in results and logs [default: <hostname>-<pid>].
@@ -100,7 +100,7 @@ pub async fn serve(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Res
     let (store, broker, listener) =
         super::service_io(&args.store, &args.broker, args.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "worker endpoints listening (/metrics, /healthz, /readyz)");
+    tracing::info!(%addr, "worker endpoints listening (/metrics, /healthz, /readyz, /drain)");
     println!("worker endpoints on http://{addr}");
     for summary in nodal_worker::serve(configs, runtime, store, broker, listener, shutdown).await? {
         tracing::info!(?summary, "worker done");
