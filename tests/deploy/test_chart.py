@@ -219,3 +219,17 @@ def merge(base: dict, change: dict) -> dict:
         else:
             base[key] = value
     return base
+
+
+def test_network_policy_admits_the_api_and_prometheus():
+    values = ci_values("default")
+    site_ingress = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    values["networkPolicy"] = {"apiFrom": [site_ingress]}
+    policies = {p["metadata"]["name"]: p for p in of_kind(render(values), "NetworkPolicy")}
+    [api] = policies["nodal-coordinator"]["spec"]["ingress"]
+    prometheus = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    assert api["from"] == [site_ingress, prometheus]
+    [metrics] = policies["nodal-workers"]["spec"]["ingress"]
+    assert metrics["from"] == [prometheus] and metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    open_policies = {p["metadata"]["name"]: p for p in of_kind(render(ci_values("default")), "NetworkPolicy")}
+    assert "from" not in open_policies["nodal-coordinator"]["spec"]["ingress"][0], "API open by default"
