@@ -239,6 +239,12 @@ def test_the_chart_runs_both_studies_in_podman_pods(s3):
         for port in (wa, wb):
             wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60, what=f"the worker pod on {port}")
         timings["pods_ready_seconds"] = round(time.monotonic() - started, 1)
+        # The chart's restricted security context is what the pods really run under.
+        for container in ("nodal-pods-coordinator-pod-0-coordinator", "nodal-pods-worker-a-pod-0-worker"):
+            [info] = json.loads(podman("inspect", container).stdout)
+            assert info["HostConfig"]["ReadonlyRootfs"] is True, container
+            assert info["Config"]["User"].startswith("10001"), container
+            assert info["EffectiveCaps"] in (None, []), f"{container}: {info['EffectiveCaps']}"
 
         synth = work / "synth"
         subprocess.run([str(binary), "synth", "--out", str(synth), "--scale", SCALE, "--quiet"], check=True,
