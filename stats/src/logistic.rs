@@ -1,5 +1,13 @@
 //! Maximum-likelihood logistic regression by Newton–Raphson (IRLS) on
 //! nalgebra, with Wald standard errors and a separation check.
+//!
+//! A fit that converges has a maximum-likelihood estimate, however close to
+//! 0 or 1 some fitted probabilities are (steep slopes, scores of 1e-12): it
+//! is returned. Separation is what makes Newton fail to converge: the data
+//! admit a direction β with (2y − 1)·xᵀβ ≥ 0 for every row, along which the
+//! likelihood keeps rising as the coefficients diverge. When a fit stops
+//! without converging, the direction its coefficients diverged in is checked
+//! for exactly that.
 
 use nalgebra::{DMatrix, DVector};
 
@@ -7,8 +15,12 @@ use nalgebra::{DMatrix, DVector};
 const MAX_ITERATIONS: usize = 100;
 /// A step is converged when no coefficient moves more than this (relative).
 const STEP_TOLERANCE: f64 = 1e-10;
-/// A fitted probability this close to 0 or 1 marks (quasi-)complete separation.
-const SEPARATION_EPSILON: f64 = 1e-8;
+/// A row's margin (2y − 1)·xᵀβ may fall this far below 0, relative to the
+/// largest margin, and still count as on the separating side (the direction
+/// of a diverging fit is known only to rounding).
+const SEPARATION_TOLERANCE: f64 = 1e-6;
+/// A fit whose coefficients grew no larger than this has not diverged.
+const DIVERGED_NORM: f64 = 10.0;
 
 /// A converged fit.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +51,7 @@ impl LogitFailure {
     pub fn reason(self) -> &'static str {
         match self {
             LogitFailure::Separation => {
-                "perfect or quasi-perfect separation (fitted probabilities of 0 or 1)"
+                "perfect or quasi-perfect separation (a direction of the covariates separates the outcomes; the maximum-likelihood estimate does not exist)"
             }
             LogitFailure::NotConverged => "the fit did not converge",
             LogitFailure::Singular => "the design is singular (collinear or constant covariates)",
@@ -88,7 +100,7 @@ pub fn fit_logit(
         let (gradient, information) = score_and_information(x, y, &eta);
         let chol = information.cholesky().filter(|c| well_conditioned(&c.l()));
         let Some(chol) = chol else {
-            return Err(if separated(&eta) {
+            return Err(if separates(x, y, &beta) {
                 LogitFailure::Separation
             } else {
                 LogitFailure::Singular
@@ -116,9 +128,6 @@ pub fn fit_logit(
         eta = next_eta;
         ll = next_ll;
         if moved < STEP_TOLERANCE {
-            if separated(&eta) {
-                return Err(LogitFailure::Separation);
-            }
             let (_, information) = score_and_information(x, y, &eta);
             let inverse = information.try_inverse().ok_or(LogitFailure::Singular)?;
             let se: Vec<f64> = (0..k).map(|j| inverse[(j, j)].max(0.0).sqrt()).collect();
@@ -132,7 +141,7 @@ pub fn fit_logit(
             });
         }
     }
-    Err(if separated(&eta) {
+    Err(if separates(x, y, &beta) {
         LogitFailure::Separation
     } else {
         LogitFailure::NotConverged
@@ -147,12 +156,23 @@ fn well_conditioned(l: &DMatrix<f64>) -> bool {
     max > 0.0 && min / max > 1e-7
 }
 
-/// Whether some fitted probability is numerically 0 or 1.
-fn separated(eta: &DVector<f64>) -> bool {
-    eta.iter().any(|e| {
-        let p = sigmoid(*e);
-        !(SEPARATION_EPSILON..=1.0 - SEPARATION_EPSILON).contains(&p)
-    })
+/// Whether `beta`, the coefficients of a fit that stopped without
+/// converging, have diverged along a separating direction: every row's
+/// margin (2y − 1)·xᵀβ is non-negative, to rounding, and some are large.
+fn separates(x: &DMatrix<f64>, y: &[f64], beta: &DVector<f64>) -> bool {
+    if beta.norm() < DIVERGED_NORM {
+        return false;
+    }
+    let margins: Vec<f64> = (x * beta)
+        .iter()
+        .zip(y)
+        .map(|(m, y)| if *y > 0.5 { *m } else { -m })
+        .collect();
+    let largest = margins.iter().copied().fold(0.0, f64::max);
+    largest > 0.0
+        && margins
+            .iter()
+            .all(|m| *m >= -SEPARATION_TOLERANCE * largest)
 }
 
 /// Gradient `Xᵀ(y − p)` and information `XᵀWX` at linear predictor `eta`.
@@ -212,6 +232,38 @@ mod tests {
         );
         let y = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
         assert_eq!(fit_logit(&x, &y, None), Err(LogitFailure::Separation));
+    }
+
+    #[test]
+    fn quasi_separated_data_is_reported_not_fitted() {
+        // Both classes only at x = 3: x ≥ 3 predicts y = 1 up to that tie.
+        let x = DMatrix::from_row_slice(
+            6,
+            2,
+            &[1.0, 1.0, 1.0, 2.0, 1.0, 3.0, 1.0, 3.0, 1.0, 4.0, 1.0, 5.0],
+        );
+        let y = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        assert_eq!(fit_logit(&x, &y, None), Err(LogitFailure::Separation));
+    }
+
+    #[test]
+    fn a_steep_fit_with_probabilities_near_0_and_1_is_estimated() {
+        // The classes overlap at x = 0 and 1, so the estimate exists; the
+        // ends are fitted within 1e-8 of 0 and 1.
+        let xs = [-60.0, -40.0, -20.0, 0.0, 0.0, 1.0, 1.0, 20.0, 40.0, 60.0];
+        let y = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+        let x = DMatrix::from_fn(xs.len(), 2, |r, c| if c == 0 { 1.0 } else { xs[r] });
+        let fit = fit_logit(&x, &y, None).expect("the estimate exists");
+        let p_low = sigmoid(fit.beta[0] + fit.beta[1] * -60.0);
+        assert!(p_low < 1e-8, "fitted {p_low}");
+        // The score equations hold: Σ (y − p) = 0 and Σ x (y − p) = 0.
+        let residual = |weight: &dyn Fn(f64) -> f64| -> f64 {
+            xs.iter()
+                .zip(&y)
+                .map(|(x, y)| weight(*x) * (y - sigmoid(fit.beta[0] + fit.beta[1] * x)))
+                .sum()
+        };
+        assert!(residual(&|_| 1.0).abs() < 1e-9 && residual(&|x| x).abs() < 1e-8);
     }
 
     #[test]

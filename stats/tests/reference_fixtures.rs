@@ -99,6 +99,11 @@ fn binary_quasi_separation_gives_null_odds_ratios() {
 }
 
 #[test]
+fn binary_fits_with_fitted_probabilities_near_0_and_1_but_no_separation_are_estimated() {
+    check("binary_near_boundary");
+}
+
+#[test]
 fn multiclass_with_readers_and_argmax_ties() {
     check("multiclass_main");
 }
