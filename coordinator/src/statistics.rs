@@ -4,7 +4,10 @@
 
 use crate::output::failures::{FailureLevel, FailureRow, FailureStage};
 use crate::output::provenance::RunProvenance;
-use nodal_stats::{AnalyzeOptions, Exclusion, ParticipantFlow, ReportInput, StatsError};
+use nodal_stats::{
+    AnalyzeOptions, Exclusion, ParticipantFlow, ReportInput, StatsError, ThresholdChoice,
+    ThresholdSource,
+};
 use nodal_types::manifest::Manifest;
 use nodal_types::model_card::{ModelCard, OutputRole};
 use nodal_types::study::{Split, Study, Task};
@@ -68,6 +71,7 @@ pub fn run_statistics(input: &StatsInput<'_>) -> Result<Vec<(String, Vec<u8>)>, 
         },
         ..AnalyzeOptions::default()
     };
+    let development = development_threshold(input.predictions_csv, input.card)?;
     let provenance = serde_json::to_value(input.provenance).ok();
     let mut files = Vec::new();
     let subsets: [(&str, &str, Option<Split>); 2] = [
@@ -83,6 +87,15 @@ pub fn run_statistics(input: &StatsInput<'_>) -> Result<Vec<(String, Vec<u8>)>, 
         if split.is_some() && predictions.is_empty() {
             continue;
         }
+        // The validation split is analysed at a threshold fixed before it.
+        let options = match (split, development) {
+            (Some(Split::Validation), Some((threshold, source))) => AnalyzeOptions {
+                threshold: ThresholdChoice::Fixed(threshold),
+                threshold_source: source,
+                ..options.clone()
+            },
+            _ => options.clone(),
+        };
         let metrics = nodal_stats::analyze(&predictions, &options)?;
         let report = nodal_stats::render_report(&ReportInput {
             metrics: &metrics,
@@ -104,6 +117,37 @@ pub fn run_statistics(input: &StatsInput<'_>) -> Result<Vec<(String, Vec<u8>)>, 
         files.push((format!("{dir}report.html"), report.into_bytes()));
     }
     Ok(files)
+}
+
+/// The binary threshold the validation split is analysed at, fixed before
+/// it: Youden's on the run's training split, else the model card's
+/// `held_out.threshold`; `None` (the validation split then reports its own
+/// Youden threshold, labelled so) when neither exists.
+fn development_threshold(
+    predictions_csv: &[u8],
+    card: &ModelCard,
+) -> Result<Option<(f64, ThresholdSource)>, StatisticsError> {
+    if card.task != Task::Binary {
+        return Ok(None);
+    }
+    let training = filter_split(predictions_csv, Split::Train.as_str())?;
+    let has_rows = csv::Reader::from_reader(training.as_slice())
+        .records()
+        .next()
+        .is_some();
+    if has_rows {
+        let training =
+            nodal_stats::parse_predictions("predictions.csv", training.as_slice(), Task::Binary)?;
+        if let Some(threshold) = nodal_stats::threshold::development_threshold(&training) {
+            return Ok(Some((threshold, ThresholdSource::TrainingSplit)));
+        }
+    }
+    Ok(card
+        .held_out
+        .get("threshold")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|t| (0.0..=1.0).contains(t))
+        .map(|t| (t, ThresholdSource::ModelCard)))
 }
 
 fn csv_header(csv: &[u8]) -> Vec<String> {
@@ -187,5 +231,51 @@ pub fn participant_flow(
         passed_qc,
         failed_inference: list(inference),
         analysed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(threshold: Option<f64>) -> ModelCard {
+        let mut card: ModelCard =
+            serde_json::from_str(include_str!("../../models/ptc-ln/card.json")).expect("card");
+        card.held_out.remove("threshold");
+        if let Some(t) = threshold {
+            card.held_out.insert("threshold".into(), t.into());
+        }
+        card
+    }
+
+    const CSV: &str = "case_id,site,split,label,score\n\
+        t1,a,train,0,0.10\nt2,a,train,0,0.30\nt3,a,train,1,0.35\nt4,a,train,1,0.80\n\
+        v1,b,validation,0,0.20\nv2,b,validation,1,0.33\nv3,b,validation,0,0.34\nv4,b,validation,1,0.90\n";
+
+    #[test]
+    fn the_validation_threshold_is_youdens_on_the_training_split() {
+        let chosen = development_threshold(CSV.as_bytes(), &card(Some(0.9))).expect("parses");
+        assert_eq!(chosen, Some((0.35, ThresholdSource::TrainingSplit)));
+        // and not the validation split's own (0.90 there)
+        let validation = filter_split(CSV.as_bytes(), "validation").expect("splits");
+        let own = nodal_stats::parse_predictions("v", validation.as_slice(), Task::Binary)
+            .expect("parses");
+        assert_eq!(
+            nodal_stats::threshold::development_threshold(&own),
+            Some(0.9)
+        );
+    }
+
+    #[test]
+    fn without_training_cases_the_cards_threshold_is_used_else_none() {
+        let validation_only = filter_split(CSV.as_bytes(), "validation").expect("splits");
+        assert_eq!(
+            development_threshold(&validation_only, &card(Some(0.42))).expect("parses"),
+            Some((0.42, ThresholdSource::ModelCard))
+        );
+        assert_eq!(
+            development_threshold(&validation_only, &card(None)).expect("parses"),
+            None
+        );
     }
 }

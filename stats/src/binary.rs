@@ -41,16 +41,16 @@ pub fn analyze_binary(
     }
     let prevalence = proportion(n_positive, n, "prevalence", &mut warnings);
     let auc = auc_or_warn(&scores, &positive, "AUC", &mut warnings);
-    let (threshold, threshold_method) = match options.threshold {
-        ThresholdChoice::Fixed(t) => (Some(t), "fixed"),
+    let own_youden_threshold = youden_threshold(&scores, &positive);
+    let (threshold, threshold_method, threshold_source) = match options.threshold {
+        ThresholdChoice::Fixed(t) => (Some(t), "fixed", options.threshold_source.as_str()),
         ThresholdChoice::Youden => {
-            let t = youden_threshold(&scores, &positive);
-            if t.is_none() && n > 0 {
+            if own_youden_threshold.is_none() && n > 0 {
                 warnings.push(
                     "Youden threshold undefined: the labelled cases have one class".to_string(),
                 );
             }
-            (t, "youden")
+            (own_youden_threshold, "youden", "own_youden")
         }
     };
     let called: Vec<bool> = scores
@@ -96,6 +96,8 @@ pub fn analyze_binary(
         auc,
         threshold,
         threshold_method,
+        threshold_source,
+        own_youden_threshold,
         sensitivity,
         specificity,
         ppv,

@@ -30,7 +30,7 @@ pub mod threshold;
 
 pub use error::{StatsError, Where};
 pub use metrics::Metrics;
-pub use options::{AnalyzeOptions, ThresholdChoice};
+pub use options::{AnalyzeOptions, ThresholdChoice, ThresholdSource};
 pub use output::write_results;
 pub use predictions::{
     BinaryCase, BinaryPredictions, MulticlassCase, MulticlassPredictions, Predictions, Task,

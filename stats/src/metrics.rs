@@ -131,6 +131,12 @@ pub struct BinaryMetrics {
     pub threshold: Option<f64>,
     /// `youden` or `fixed`.
     pub threshold_method: &'static str,
+    /// Where the threshold came from: `own_youden` (these cases), `given`,
+    /// `training_split`, `model_card` or `metrics_file`.
+    pub threshold_source: &'static str,
+    /// Youden's threshold of these cases themselves; with a fixed threshold
+    /// it is secondary (optimistic on the cases it was chosen on).
+    pub own_youden_threshold: Option<f64>,
     /// TP / (TP + FN).
     pub sensitivity: Option<Interval>,
     /// TN / (TN + FP).

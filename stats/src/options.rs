@@ -27,11 +27,53 @@ impl FromStr for ThresholdChoice {
     }
 }
 
+/// Where a fixed threshold came from, recorded in metrics.json as
+/// `threshold_source` (a Youden threshold's source is `own_youden`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThresholdSource {
+    /// Given as a number (`--threshold 0.4`).
+    #[default]
+    Given,
+    /// The Youden threshold of the run's training split, fixed before the
+    /// validation split is analysed (STARD, TRIPOD+AI).
+    TrainingSplit,
+    /// The operating threshold the model card records (`held_out.threshold`).
+    ModelCard,
+    /// The `threshold` of another analysis's metrics.json (`--threshold-from`).
+    MetricsFile,
+}
+
+impl ThresholdSource {
+    /// The name in metrics.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdSource::Given => "given",
+            ThresholdSource::TrainingSplit => "training_split",
+            ThresholdSource::ModelCard => "model_card",
+            ThresholdSource::MetricsFile => "metrics_file",
+        }
+    }
+
+    /// What it means, for the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ThresholdSource::Given => "given",
+            ThresholdSource::TrainingSplit => {
+                "Youden's on the run's training split, fixed before validation"
+            }
+            ThresholdSource::ModelCard => "the model card's, fixed before validation",
+            ThresholdSource::MetricsFile => "taken from another analysis's metrics.json",
+        }
+    }
+}
+
 /// Options of an analysis; `Default` is the command line's defaults.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AnalyzeOptions {
     /// Binary task: threshold rule (default Youden).
     pub threshold: ThresholdChoice,
+    /// Binary task: where a fixed threshold came from.
+    pub threshold_source: ThresholdSource,
     /// Binary task: covariate columns of the adjusted odds-ratio model, in order.
     pub covariates: Vec<String>,
     /// Binary task: reference level per categorical covariate, as (column, level).

@@ -35,6 +35,21 @@ pub fn youden_threshold(scores: &[f64], positive: &[bool]) -> Option<f64> {
     best.map(|(_, t)| t)
 }
 
+/// Youden's threshold of binary predictions' labelled cases (`None` for a
+/// multi-class file, or when a class is missing): the threshold a
+/// development set fixes for the validation that follows.
+pub fn development_threshold(predictions: &crate::Predictions) -> Option<f64> {
+    let crate::Predictions::Binary(binary) = predictions else {
+        return None;
+    };
+    let (scores, positive): (Vec<f64>, Vec<bool>) = binary
+        .cases
+        .iter()
+        .filter_map(|c| c.label.map(|label| (c.score, label)))
+        .unzip();
+    youden_threshold(&scores, &positive)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,6 +104,7 @@ fn bootstrap_is_reproducible_by_seed_and_independent_of_threads() {
         &analyze(
             &p,
             &AnalyzeOptions {
+                threshold_source: Default::default(),
                 seed: 12,
                 ..options
             },

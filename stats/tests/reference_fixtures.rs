@@ -21,6 +21,7 @@ fn options_of(spec: &Value) -> AnalyzeOptions {
             .unwrap_or_default()
     };
     AnalyzeOptions {
+        threshold_source: Default::default(),
         threshold: spec["threshold"]
             .as_str()
             .unwrap_or("youden")

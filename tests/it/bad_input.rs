@@ -326,6 +326,84 @@ fn analyze_names_the_problem_and_writes_nothing() {
     );
 }
 
+#[test]
+fn analyze_takes_a_threshold_fixed_on_another_cohort_and_names_a_file_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let analyze = |csv: &str, out: &str, extra: &[&str]| {
+        let mut args = vec!["analyze", "--predictions", csv, "--task", "binary"];
+        args.extend(["--out", out, "--no-report"]);
+        args.extend(extra);
+        nodal(d, &args, &[])
+    };
+    let development = d.join("development.csv");
+    std::fs::write(
+        &development,
+        "case_id,site,label,score\nd1,A,0,0.10\nd2,A,0,0.30\nd3,A,1,0.35\nd4,A,1,0.80\n",
+    )
+    .unwrap();
+    let validation = d.join("validation.csv");
+    std::fs::write(
+        &validation,
+        "case_id,site,label,score\nv1,B,0,0.20\nv2,B,1,0.33\nv3,B,0,0.34\nv4,B,1,0.90\n",
+    )
+    .unwrap();
+    let dev_out = d.join("dev");
+    let outcome = analyze(
+        development.to_str().unwrap(),
+        dev_out.to_str().unwrap(),
+        &[],
+    );
+    assert_eq!(outcome.code, Some(0), "{}", outcome.output);
+    let val_out = d.join("val");
+    let dev_metrics = dev_out.join("metrics.json");
+    let outcome = analyze(
+        validation.to_str().unwrap(),
+        val_out.to_str().unwrap(),
+        &["--threshold-from", dev_metrics.to_str().unwrap()],
+    );
+    assert_eq!(outcome.code, Some(0), "{}", outcome.output);
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(val_out.join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        metrics["threshold"], 0.35,
+        "the development cohort's Youden threshold"
+    );
+    assert_eq!(metrics["threshold_method"], "fixed");
+    assert_eq!(metrics["threshold_source"], "metrics_file");
+    assert_eq!(metrics["own_youden_threshold"], 0.9, "reported beside it");
+    // At 0.35: v2 (0.33) is missed and v3 (0.34) not called, so sensitivity 1/2.
+    assert_eq!(metrics["sensitivity"]["estimate"], 0.5);
+
+    let no_threshold = d.join("multiclass-metrics.json");
+    std::fs::write(
+        &no_threshold,
+        r#"{"task": "multiclass", "threshold": null}"#,
+    )
+    .unwrap();
+    analyze(
+        validation.to_str().unwrap(),
+        d.join("x").to_str().unwrap(),
+        &["--threshold-from", no_threshold.to_str().unwrap()],
+    )
+    .refused(
+        "a metrics.json without a threshold",
+        &["multiclass-metrics.json", "\"threshold\""],
+    );
+    analyze(
+        validation.to_str().unwrap(),
+        d.join("x").to_str().unwrap(),
+        &[
+            "--threshold-from",
+            dev_metrics.to_str().unwrap(),
+            "--threshold",
+            "0.5",
+        ],
+    )
+    .refused("both threshold options", &["--threshold"]);
+}
+
 /// A model folder `name` under `root` with `card` (JSON text) and `onnx`.
 fn model_dir(root: &Path, name: &str, card: &str, onnx: &[u8]) {
     let dir = root.join(name);

@@ -76,6 +76,15 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
         let card = read_json(&card_path(study.default_model()));
         match study {
             Study::Ultrasound => {
+                // Validation is analysed at the threshold fixed on the training split.
+                assert_eq!(metrics["threshold_source"], "training_split");
+                assert_eq!(metrics["threshold_method"], "fixed");
+                assert!(metrics["own_youden_threshold"].is_number());
+                let all: serde_json::Value = serde_json::from_str(
+                    &c.result_file(done.run_id, "metrics.json").await.unwrap(),
+                )
+                .unwrap();
+                assert_eq!(all["threshold_source"], "own_youden");
                 let card_auc = card["held_out"]["auc"].as_f64().unwrap();
                 let (low, high) = (
                     metrics["auc"]["ci_low"].as_f64().unwrap(),

@@ -5,9 +5,10 @@ use clap::Args;
 use nodal_stats::options::parse_reference;
 use nodal_stats::report::{ReportInput, render_report};
 use nodal_stats::{
-    AnalyzeOptions, Task, ThresholdChoice, analyze, read_predictions, write_results,
+    AnalyzeOptions, Task, ThresholdChoice, ThresholdSource, analyze, read_predictions,
+    write_results,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `nodal analyze`.
 #[derive(Debug, Args)]
@@ -24,6 +25,10 @@ pub struct AnalyzeArgs {
     /// Binary task: operating threshold, `youden` or a score cut in [0, 1].
     #[arg(long, default_value = "youden", value_name = "youden|NUMBER")]
     pub threshold: ThresholdChoice,
+    /// Binary task: use the `threshold` of this metrics.json (e.g. the
+    /// development cohort's analysis), fixed before these cases are seen.
+    #[arg(long, value_name = "FILE", conflicts_with = "threshold")]
+    pub threshold_from: Option<PathBuf>,
     /// Binary task: covariate columns of the adjusted odds-ratio model, comma separated.
     #[arg(long, value_delimiter = ',', value_name = "a,b,c")]
     pub covariates: Vec<String>,
@@ -61,8 +66,16 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     } else {
         read_run_json(&args)?
     };
+    let (threshold, threshold_source) = match &args.threshold_from {
+        Some(file) => (
+            ThresholdChoice::Fixed(threshold_of(file)?),
+            ThresholdSource::MetricsFile,
+        ),
+        None => (args.threshold, ThresholdSource::Given),
+    };
     let options = AnalyzeOptions {
-        threshold: args.threshold,
+        threshold,
+        threshold_source,
         covariates: args.covariates,
         references: args.references,
         stage_order: args.stage_order,
@@ -91,6 +104,25 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The binary operating threshold a metrics.json records.
+fn threshold_of(file: &Path) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("--threshold-from: cannot read {}", file.display()))?;
+    let metrics: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--threshold-from: {} is not JSON", file.display()))?;
+    match metrics.get("threshold").and_then(serde_json::Value::as_f64) {
+        Some(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        Some(t) => anyhow::bail!(
+            "--threshold-from: {}: field \"threshold\" is {t}, outside [0, 1]",
+            file.display()
+        ),
+        None => anyhow::bail!(
+            "--threshold-from: {}: no numeric field \"threshold\" (a binary task's metrics.json has one)",
+            file.display()
+        ),
+    }
 }
 
 /// The run.json named by `--run-json`, or the one beside the predictions.

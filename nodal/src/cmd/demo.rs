@@ -294,7 +294,12 @@ fn headline(study: Study, dir: &Path) -> anyhow::Result<String> {
             );
             line(&mut out, "metastasis rate", interval(&m["prevalence"]));
             line(&mut out, "AUC (DeLong 95 % CI)", interval(&m["auc"]));
-            line(&mut out, "Youden threshold", number(&m["threshold"]));
+            let origin = match m["threshold_source"].as_str() {
+                Some("training_split") => "threshold (Youden, training split)",
+                Some("model_card") => "threshold (the model card's)",
+                _ => "threshold (Youden, these cases)",
+            };
+            line(&mut out, origin, number(&m["threshold"]));
             line(&mut out, "sensitivity", interval(&m["sensitivity"]));
             line(&mut out, "specificity", interval(&m["specificity"]));
             if let Some(sites) = m["per_site"].as_object() {

@@ -103,9 +103,19 @@ pub fn binary(m: &BinaryMetrics, j: &Value, p: &BinaryPredictions) -> Result<Str
     ));
     table.push_str(&row("AUC (DeLong)", interval(&["auc"], &j["auc"])));
     table.push_str(&row(
-        &format!("Threshold ({})", m.threshold_method),
+        &format!("Threshold ({})", threshold_origin(m.threshold_source)),
         mark(&["threshold"], num(&j["threshold"]), Style::Decimal3),
     ));
+    if m.threshold_method == "fixed" {
+        table.push_str(&row(
+            "Youden threshold of these cases (secondary: optimistic, chosen on them)",
+            mark(
+                &["own_youden_threshold"],
+                num(&j["own_youden_threshold"]),
+                Style::Decimal3,
+            ),
+        ));
+    }
     for (key, name) in [
         ("sensitivity", "Sensitivity"),
         ("specificity", "Specificity"),
@@ -492,4 +502,18 @@ pub fn multiclass(
         html.push_str(&section("readers-section", "Reader comparison", &t));
     }
     Ok(html)
+}
+
+/// Where the operating threshold came from, in words.
+fn threshold_origin(source: &str) -> &'static str {
+    use crate::options::ThresholdSource;
+    [
+        ThresholdSource::Given,
+        ThresholdSource::TrainingSplit,
+        ThresholdSource::ModelCard,
+        ThresholdSource::MetricsFile,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == source)
+    .map_or("Youden's, chosen on these cases", ThresholdSource::describe)
 }
