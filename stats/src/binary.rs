@@ -7,7 +7,7 @@ use crate::calibration::calibration;
 use crate::covariates::build_design;
 use crate::error::StatsError;
 use crate::interval::{Interval, Z95, wilson};
-use crate::kappa::{KappaWeights, weighted_kappa};
+use crate::kappa::{KappaWeights, weighted_kappa, weighted_kappa_se};
 use crate::logistic::{fit_logit, wald_p_value};
 use crate::metrics::{
     BinaryMetrics, BootstrapInfo, Confusion, OddsRatio, OrderedMap, SCHEMA_VERSION, SiteBinary,
@@ -288,12 +288,24 @@ fn stage_agreement(
             if categories.len() == 1 { "y" } else { "ies" }
         ));
     }
+    let interval = |kappa: Option<f64>, w| {
+        let se = weighted_kappa_se(&counts, w)?;
+        kappa.map(|estimate| Interval {
+            estimate,
+            ci_low: estimate - Z95 * se,
+            ci_high: estimate + Z95 * se,
+            bootstrap: None,
+        })
+    };
     Ok(Some(StageAgreement {
         n: pairs.len() as u64,
+        kappa_linear_interval: interval(kappa_linear, KappaWeights::Linear),
+        kappa_quadratic_interval: interval(kappa_quadratic, KappaWeights::Quadratic),
+        interval_method: "large-sample standard error (Fleiss, Cohen & Everitt 1969), kappa ± 1.96 SE",
         categories,
         kappa_linear,
         kappa_quadratic,
-        counts,
+        matrix: counts,
     }))
 }
 

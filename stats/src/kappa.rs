@@ -51,6 +51,57 @@ pub fn weighted_kappa(
     }
 }
 
+/// The large-sample standard error of a weighted kappa over a k × k table
+/// of counts (rows one rater, columns the other), by Fleiss, Cohen and
+/// Everitt (1969), with agreement weights 1 − d / (k − 1) (linear) or
+/// 1 − d² / (k − 1)² (quadratic), as statsmodels' `cohens_kappa`; `None`
+/// where kappa is undefined.
+pub fn weighted_kappa_se(counts: &[Vec<u64>], weights: KappaWeights) -> Option<f64> {
+    let k = counts.len();
+    let n: f64 = counts.iter().flatten().map(|&c| c as f64).sum();
+    if k < 2 || n == 0.0 {
+        return None;
+    }
+    let p = |i: usize, j: usize| counts[i][j] as f64 / n;
+    let rows: Vec<f64> = (0..k).map(|i| (0..k).map(|j| p(i, j)).sum()).collect();
+    let cols: Vec<f64> = (0..k).map(|j| (0..k).map(|i| p(i, j)).sum()).collect();
+    let span = (k - 1) as f64;
+    let w = |i: usize, j: usize| {
+        let d = i.abs_diff(j) as f64;
+        match weights {
+            KappaWeights::Linear => 1.0 - d / span,
+            KappaWeights::Quadratic => 1.0 - (d * d) / (span * span),
+        }
+    };
+    let (mut observed, mut expected) = (0.0, 0.0);
+    for (i, row) in rows.iter().enumerate() {
+        for (j, col) in cols.iter().enumerate() {
+            observed += w(i, j) * p(i, j);
+            expected += w(i, j) * row * col;
+        }
+    }
+    if (1.0 - expected).abs() < f64::EPSILON {
+        return None;
+    }
+    let kappa = (observed - expected) / (1.0 - expected);
+    let row_mean: Vec<f64> = (0..k)
+        .map(|i| (0..k).map(|j| cols[j] * w(i, j)).sum())
+        .collect();
+    let col_mean: Vec<f64> = (0..k)
+        .map(|j| (0..k).map(|i| rows[i] * w(i, j)).sum())
+        .collect();
+    let mut sum = 0.0;
+    for (i, row) in row_mean.iter().enumerate() {
+        for (j, col) in col_mean.iter().enumerate() {
+            let term = w(i, j) - (row + col) * (1.0 - kappa);
+            sum += p(i, j) * term * term;
+        }
+    }
+    let shift = kappa - expected * (1.0 - kappa);
+    let variance = (sum - shift * shift) / (n * (1.0 - expected).powi(2));
+    Some(variance.max(0.0).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +113,30 @@ mod tests {
         assert_eq!(
             weighted_kappa(&[0, 0], &[0, 0], 1, KappaWeights::Quadratic),
             None
+        );
+    }
+
+    #[test]
+    fn the_standard_error_shrinks_with_n_and_is_undefined_for_one_category() {
+        let small = vec![vec![8, 2, 0], vec![2, 6, 2], vec![0, 1, 9]];
+        let large: Vec<Vec<u64>> = small
+            .iter()
+            .map(|r| r.iter().map(|c| c * 4).collect())
+            .collect();
+        let se = |t: &[Vec<u64>]| weighted_kappa_se(t, KappaWeights::Linear).unwrap();
+        // Same proportions, four times the cases: half the standard error.
+        assert!((se(&small) / se(&large) - 2.0).abs() < 1e-12);
+        assert_eq!(weighted_kappa_se(&[vec![5]], KappaWeights::Quadratic), None);
+        // statsmodels 0.15 `cohens_kappa(table, wt=...).std_kappa` on `small`.
+        let quadratic = weighted_kappa_se(&small, KappaWeights::Quadratic).unwrap();
+        assert!(
+            (se(&small) - 0.08990092642877594).abs() < 1e-12,
+            "{}",
+            se(&small)
+        );
+        assert!(
+            (quadratic - 0.06347040247623967).abs() < 1e-12,
+            "{quadratic}"
         );
     }
 

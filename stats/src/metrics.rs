@@ -71,10 +71,14 @@ pub struct StageAgreement {
     pub kappa_linear: Option<f64>,
     /// Quadratically weighted kappa.
     pub kappa_quadratic: Option<f64>,
-    /// Counts, rows = pathological stage, columns = predicted, in `categories`
-    /// order; for the report, not part of metrics.json.
-    #[serde(skip)]
-    pub counts: Vec<Vec<u64>>,
+    /// Linearly weighted kappa with its 95 % interval (large-sample SE).
+    pub kappa_linear_interval: Option<Interval>,
+    /// Quadratically weighted kappa with its 95 % interval (large-sample SE).
+    pub kappa_quadratic_interval: Option<Interval>,
+    /// How the intervals are computed.
+    pub interval_method: &'static str,
+    /// Counts, rows = pathological stage, columns = predicted, in `categories` order.
+    pub matrix: Vec<Vec<u64>>,
 }
 
 /// One covariate term of the adjusted logistic model.

@@ -241,17 +241,15 @@ pub fn binary(m: &BinaryMetrics, j: &Value, p: &BinaryPredictions) -> Result<Str
     if let Some(stage) = &m.stage_agreement {
         let s = &j["stage_agreement"];
         let mut content = format!(
-            "<p>Cases with both stages: {}. Weighted kappa: linear {}, quadratic {}. Categories in order: {}.</p>",
+            "<p>Cases with both stages: {}. Weighted kappa (95 % CI, large-sample SE): linear {}, quadratic {}. Categories in order: {}.</p>",
             mark(&["stage_agreement", "n"], num(&s["n"]), Style::Count),
-            mark(
-                &["stage_agreement", "kappa_linear"],
-                num(&s["kappa_linear"]),
-                Style::Decimal3
+            interval(
+                &["stage_agreement", "kappa_linear_interval"],
+                &s["kappa_linear_interval"]
             ),
-            mark(
-                &["stage_agreement", "kappa_quadratic"],
-                num(&s["kappa_quadratic"]),
-                Style::Decimal3
+            interval(
+                &["stage_agreement", "kappa_quadratic_interval"],
+                &s["kappa_quadratic_interval"]
             ),
             escape(&stage.categories.join(" < "))
         );
@@ -259,7 +257,7 @@ pub fn binary(m: &BinaryMetrics, j: &Value, p: &BinaryPredictions) -> Result<Str
             let svg = heat_map(
                 "Stage: pathological vs predicted",
                 &stage.categories,
-                &stage.counts,
+                &stage.matrix,
                 "Predicted stage",
                 "Pathological stage",
             )?;
