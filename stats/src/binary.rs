@@ -288,7 +288,20 @@ fn stage_agreement(
             if categories.len() == 1 { "y" } else { "ies" }
         ));
     }
+    // With every case of one side in one category, kappa is 0 by
+    // construction and its large-sample SE degenerates to 0: no interval.
+    let used = |nonzero: &dyn Fn(usize) -> bool| (0..k).filter(|&c| nonzero(c)).count();
+    let one_sided = used(&|i| counts[i].iter().any(|&c| c > 0)) < 2
+        || used(&|j| counts.iter().any(|row| row[j] > 0)) < 2;
+    if one_sided && !pairs.is_empty() {
+        warnings.push(
+            "stage agreement: kappa intervals undefined, the pathological or the predicted stages use one category".to_string(),
+        );
+    }
     let interval = |kappa: Option<f64>, w| {
+        if one_sided {
+            return None;
+        }
         let se = weighted_kappa_se(&counts, w)?;
         kappa.map(|estimate| Interval {
             estimate,

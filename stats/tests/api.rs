@@ -211,3 +211,38 @@ fn metrics_json_never_holds_nan() {
         .unwrap();
     assert!(text.contains("\"macro_auc\": null"));
 }
+
+#[test]
+fn a_predicted_stage_of_one_category_has_kappa_zero_and_no_interval() {
+    let case = |i: usize, truth: &str| BinaryCase {
+        case_id: format!("c{i}"),
+        site: "A".into(),
+        label: Some(i % 2 == 0),
+        score: 0.1 + 0.08 * i as f64,
+        stage_true: Some(truth.into()),
+        stage_pred: Some("I".into()),
+        extra: vec![],
+        line: None,
+    };
+    let cases = (0..10)
+        .map(|i| case(i, if i < 7 { "I" } else { "II" }))
+        .collect();
+    let predictions = BinaryPredictions::new("one-sided", vec![], true, cases).unwrap();
+    let metrics = analyze(
+        &Predictions::Binary(predictions),
+        &AnalyzeOptions::default(),
+    )
+    .unwrap();
+    let stage = &json(&metrics)["stage_agreement"];
+    assert_eq!(stage["kappa_quadratic"], 0.0);
+    assert!(
+        stage["kappa_quadratic_interval"].is_null() && stage["kappa_linear_interval"].is_null()
+    );
+    assert_eq!(stage["matrix"], serde_json::json!([[7, 0], [3, 0]]));
+    assert!(
+        metrics
+            .warnings()
+            .iter()
+            .any(|w| w.contains("kappa intervals undefined"))
+    );
+}
