@@ -217,7 +217,7 @@ fn a_predicted_stage_of_one_category_has_kappa_zero_and_no_interval() {
     let case = |i: usize, truth: &str| BinaryCase {
         case_id: format!("c{i}"),
         site: "A".into(),
-        label: Some(i % 2 == 0),
+        label: Some(i.is_multiple_of(2)),
         score: 0.1 + 0.08 * i as f64,
         stage_true: Some(truth.into()),
         stage_pred: Some("I".into()),
