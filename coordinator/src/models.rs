@@ -218,12 +218,15 @@ pub async fn resolve_model(
     Ok(ResolvedModel { card, reference })
 }
 
-/// Parse a card, naming its source in the error.
+/// Parse a card and check its pT and pN heads, naming its source in the error.
 pub fn parse_card(bytes: &[u8], source: &str) -> Result<ModelCard, ModelError> {
-    serde_json::from_slice(bytes).map_err(|e| ModelError::BadCard {
+    let bad = |message: String| ModelError::BadCard {
         path: source.to_string(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    let card: ModelCard = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    card.check_category_heads().map_err(bad)?;
+    Ok(card)
 }
 
 /// Sort key of a dotted version: numeric parts compare as numbers.

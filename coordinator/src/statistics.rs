@@ -8,6 +8,7 @@ use nodal_stats::{
     AnalyzeOptions, Exclusion, ParticipantFlow, ReportInput, StatsError, ThresholdChoice,
     ThresholdSource,
 };
+use nodal_types::ajcc::{Category, StageGroup};
 use nodal_types::manifest::Manifest;
 use nodal_types::model_card::{ModelCard, OutputRole};
 use nodal_types::study::{Split, Study, Task};
@@ -53,6 +54,7 @@ pub enum StatisticsError {
 pub fn run_statistics(input: &StatsInput<'_>) -> Result<Vec<(String, Vec<u8>)>, StatisticsError> {
     let task = input.card.task;
     let header = csv_header(input.predictions_csv);
+    let head_labels = |role| input.card.output(role).map(|o| o.labels.clone());
     let options = AnalyzeOptions {
         covariates: match task {
             Task::Binary => default_covariates(input.card.study)
@@ -62,13 +64,12 @@ pub fn run_statistics(input: &StatsInput<'_>) -> Result<Vec<(String, Vec<u8>)>, 
                 .collect(),
             Task::Multiclass => vec![],
         },
-        stage_order: match task {
-            Task::Binary => input
-                .card
-                .output(OutputRole::Stage)
-                .map(|o| o.labels.clone()),
-            Task::Multiclass => None,
-        },
+        // The predicted stage group is derived from pT and pN by the AJCC 8 table.
+        stage_order: (input.card.output(OutputRole::PrimaryTumour).is_some()
+            && input.card.output(OutputRole::RegionalNodes).is_some())
+        .then(StageGroup::labels),
+        t_order: head_labels(OutputRole::PrimaryTumour),
+        n_order: head_labels(OutputRole::RegionalNodes),
         ..AnalyzeOptions::default()
     };
     let development = development_threshold(input.predictions_csv, input.card)?;
@@ -175,7 +176,9 @@ fn filter_split(csv_bytes: &[u8], split: &str) -> Result<Vec<u8>, csv::Error> {
         .map_err(|e| csv::Error::from(e.into_error()))
 }
 
-/// The STARD flow of the run's cases (restricted to a split when given).
+/// The STARD flow of the run's cases (restricted to a split when given):
+/// every eligibility criterion of the study with its count, then QC and
+/// inference failures by reason.
 pub fn participant_flow(
     manifests: &[(Manifest, String)],
     failures: &[FailureRow],
@@ -219,13 +222,34 @@ pub fn participant_flow(
             .map(|(reason, n)| Exclusion { reason, n })
             .collect::<Vec<_>>()
     };
+    // Every criterion of the protocol is a line, in the documented order, 0 or not.
+    let criteria = manifests
+        .first()
+        .map(|(m, _)| m.study.eligibility_criteria())
+        .unwrap_or_default();
+    let mut excluded_ineligible: Vec<Exclusion> = criteria
+        .iter()
+        .map(|&c| Exclusion {
+            reason: c.to_string(),
+            n: ineligible.get(c).copied().unwrap_or(0),
+        })
+        .collect();
+    excluded_ineligible.extend(
+        ineligible
+            .iter()
+            .filter(|(reason, _)| !criteria.contains(&reason.as_str()))
+            .map(|(reason, &n)| Exclusion {
+                reason: reason.clone(),
+                n,
+            }),
+    );
     let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
     let submitted = in_subset.values().filter(|v| **v).count() as u64;
     let eligible = submitted - total(&ineligible);
     let passed_qc = eligible - total(&qc);
     ParticipantFlow {
         submitted,
-        excluded_ineligible: list(ineligible),
+        excluded_ineligible,
         eligible,
         excluded_qc: list(qc),
         passed_qc,
@@ -251,6 +275,41 @@ mod tests {
     const CSV: &str = "case_id,site,split,label,score\n\
         t1,a,train,0,0.10\nt2,a,train,0,0.30\nt3,a,train,1,0.35\nt4,a,train,1,0.80\n\
         v1,b,validation,0,0.20\nv2,b,validation,1,0.33\nv3,b,validation,0,0.34\nv4,b,validation,1,0.90\n";
+
+    #[test]
+    fn the_flow_lists_every_criterion_of_the_study_in_order_with_zeros() {
+        use nodal_testkit::fixtures;
+        let cases = ["k1", "k2", "k3"].map(|id| fixtures::case(id, 1, id == "k1"));
+        let manifest = fixtures::manifest("cy-a.1", cases.to_vec());
+        let excluded = |case_id: &str, reason: &str| FailureRow {
+            archive_id: "cy-a.1".into(),
+            site: manifest.site.clone(),
+            case_id: case_id.into(),
+            level: FailureLevel::Case,
+            item: String::new(),
+            stage: FailureStage::Eligibility,
+            reason: reason.into(),
+        };
+        let failures = [
+            excluded("k2", "unsupported_origin"),
+            excluded("k3", "a_criterion_of_an_older_nodal"),
+        ];
+        let flow = participant_flow(&[(manifest.clone(), String::new())], &failures, None, 1);
+        let lines: Vec<(&str, u64)> = flow
+            .excluded_ineligible
+            .iter()
+            .map(|e| (e.reason.as_str(), e.n))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("no_confirmed_origin", 0),
+                ("unsupported_origin", 1),
+                ("a_criterion_of_an_older_nodal", 1)
+            ]
+        );
+        assert_eq!((flow.submitted, flow.eligible), (3, 1));
+    }
 
     #[test]
     fn the_validation_threshold_is_youdens_on_the_training_split() {

@@ -1,6 +1,6 @@
 """Re-validate the shipped models on what nodal itself computes, and write JPEG references.
 
-    python revalidate.py --demo DIR --models ../ --version 1.1.0 --command "nodal demo ..."
+    python revalidate.py --demo DIR --models ../ [--version V] --command "nodal demo ..."
 
 DIR is the output of `nodal demo --out DIR` (validate.sh runs it): the real
 submit, coordinator, worker and statistics over `nodal synth` archives. For
@@ -53,11 +53,17 @@ def held_out_ultrasound(m):
         "auc": est(m["auc"]),
         "per_site_auc": {s: est(v["auc"]) for s, v in m["per_site"].items()},
     }
-    stage = m.get("stage_agreement")
-    if stage:
-        held["stage_n"] = stage["n"]
-        held["stage_kappa_linear"] = stage["kappa_linear"]
-        held["stage_kappa_quadratic"] = stage["kappa_quadratic"]
+    if m.get("threshold_source") == "training_split":
+        held["threshold"] = m["threshold"]
+        held["threshold_method"] = "Youden on the training split"
+    for key, name in [("stage_agreement", "stage"), ("t_agreement", "t"), ("n_agreement", "n")]:
+        block = m.get(key)
+        if block:
+            held[f"{name}_n"] = block["n"]
+            held[f"{name}_accuracy"] = block["accuracy"]
+            held[f"{name}_kappa_linear"] = block["kappa_linear"]
+            held[f"{name}_kappa_quadratic"] = block["kappa_quadratic"]
+            held[f"{name}_kappa_quadratic_interval"] = block["kappa_quadratic_interval"]
     return held
 
 
@@ -90,7 +96,8 @@ def revalidate(name, args):
     if worst > 1e-5:
         raise SystemExit(f"{name}: nodal and the Python reference differ by {worst}")
 
-    card["version"] = args.version
+    if args.version:
+        card["version"] = args.version
     card["tile"]["codec"] = data.tile_codec(store, study)
     held = held_out_cytology(metrics) if study == "cytology" else held_out_ultrasound(metrics)
     old = card["held_out"]
@@ -118,14 +125,14 @@ def revalidate(name, args):
     ref.update(references.write_jpeg_references(ref_dir, store, picks, card, session))
     write_json(ref_path, ref)
     write_json(card_path, card)
-    print(f"{name}: card {args.version} written with nodal's held-out figures; {len(picks)} JPEG references")
+    print(f"{name}: card {card['version']} written with nodal's held-out figures; {len(picks)} JPEG references")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo", required=True, help="the folder `nodal demo --out` wrote")
     ap.add_argument("--models", required=True, help="the models/ folder")
-    ap.add_argument("--version", required=True, help="the new card version")
+    ap.add_argument("--version", help="a new card version (default: keep each card's)")
     ap.add_argument("--command", required=True, help="the nodal command that made DIR, for the card")
     ap.add_argument("--only", choices=sorted(MODELS))
     args = ap.parse_args()

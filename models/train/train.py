@@ -34,6 +34,7 @@ from nodal_train import data, export, metrics, net, references  # noqa: E402
 from nodal_train import tiles as stored  # noqa: E402
 
 CARD_VERSION = "1.1.0"
+PTC_VERSION = "2.0.0"  # pT and pN heads; the stage group is derived (AJCC 8), not predicted
 
 
 def log(msg):
@@ -258,7 +259,8 @@ def train_ptc(study_dir, out_dir, args):
     tiles = np.stack([c.tile for c in train_cases])
     reports = np.stack([data.encode_report(c.report, spec) for c in train_cases])
     labels = np.array([c.label for c in train_cases], dtype=np.float32)
-    stages = np.array([c.stage for c in train_cases], dtype=np.int32)
+    t_cat = np.array([c.t for c in train_cases], dtype=np.int32)
+    n_cat = np.array([c.n for c in train_cases], dtype=np.int32)
     width = reports.shape[1]
     log(f"ptc-ln: {len(train_cases)} training cases, report width {width}")
     mean, std = channel_stats(list(tiles))
@@ -266,13 +268,16 @@ def train_ptc(study_dir, out_dir, args):
     mean_j, std_j = jnp.asarray(mean), jnp.asarray(std)
     bs = args.batch
 
-    def loss_fn(params, key, x, r, y, s):
+    def category_ce(logits, target):
+        known = target >= 0
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(target, 0))
+        return jnp.sum(ce * known) / jnp.maximum(known.sum(), 1)
+
+    def loss_fn(params, key, x, r, y, t, n):
         x = colour_jitter(key, net.normalise(x, mean_j, std_j))
-        logit, stage_logits = net.ptc_heads(params, x, r)
+        logit, t_logits, n_logits = net.ptc_heads(params, x, r)
         bce = optax.sigmoid_binary_cross_entropy(logit, y).mean()
-        known = s >= 0
-        ce = optax.softmax_cross_entropy_with_integer_labels(stage_logits, jnp.maximum(s, 0))
-        return bce + 0.5 * jnp.sum(ce * known) / jnp.maximum(known.sum(), 1)
+        return bce + 0.5 * category_ce(t_logits, t) + 0.5 * category_ce(n_logits, n)
 
     perm = {}
 
@@ -285,7 +290,7 @@ def train_ptc(study_dir, out_dir, args):
         x = tiles[idx].copy()
         flip = rng.integers(2, size=len(idx)).astype(bool)
         x[flip] = x[flip][:, :, ::-1]
-        return x, reports[idx], labels[idx], stages[idx]
+        return x, reports[idx], labels[idx], t_cat[idx], n_cat[idx]
 
     params = train_loop(params, loss_fn, len(tiles) // bs, make_batch, args.us_epochs, args.lr, args.seed + 1)
     t_trained = time.time()
@@ -299,21 +304,25 @@ def train_ptc(study_dir, out_dir, args):
     val = data.load_ultrasound(args.store, "validation")
     x = to_input(np.stack([c.tile for c in val]), mean, std)
     r = np.stack([data.encode_report(c.report, spec) for c in val])
-    prob, stage_logits = session.run(["prob", "stage_logits"], {"image": x, "report": r})
-    jl, js = jax.jit(lambda x, r: net.ptc_heads(params, x, r))(x, r)
+    prob, t_logits, n_logits = session.run(["prob", "t_logits", "n_logits"], {"image": x, "report": r})
+    jl, jt, jn = jax.jit(lambda x, r: net.ptc_heads(params, x, r))(x, r)
     max_diff = max(float(np.abs(prob[:, 0] - np.asarray(jax.nn.sigmoid(jl))).max()),
-                   float(np.abs(stage_logits - np.asarray(js)).max()))
+                   float(np.abs(t_logits - np.asarray(jt)).max()),
+                   float(np.abs(n_logits - np.asarray(jn)).max()))
     y = np.array([c.label for c in val])
-    st = np.array([c.stage for c in val])
+    vt = np.array([c.t for c in val])
+    vn = np.array([c.n for c in val])
     sites = np.array([c.site for c in val])
     held = {
         "n_cases": int(len(val)), "prevalence": float(y.mean()),
         "auc": metrics.auc(prob[:, 0], y),
         "per_site_auc": {s: metrics.auc(prob[sites == s, 0], y[sites == s]) for s in sorted(set(sites))},
-        "stage_accuracy": float(np.mean(stage_logits.argmax(1)[st >= 0] == st[st >= 0])),
+        "t_accuracy": float(np.mean(t_logits.argmax(1)[vt >= 0] == vt[vt >= 0])),
+        "n_accuracy": float(np.mean(n_logits.argmax(1)[vn >= 0] == vn[vn >= 0])),
         "onnx_vs_jax_max_abs_diff": max_diff,
     }
-    log(f"ptc-ln: AUC {held['auc']:.3f} on {len(val)} cases, stage accuracy {held['stage_accuracy']:.3f}; "
+    log(f"ptc-ln: AUC {held['auc']:.3f} on {len(val)} cases, pT accuracy {held['t_accuracy']:.3f}, "
+        f"pN accuracy {held['n_accuracy']:.3f}; "
         f"ONNX vs JAX {max_diff:.2e}")
     if max_diff > 1e-4:
         sys.exit(f"ONNX and JAX disagree by {max_diff}")
@@ -326,16 +335,19 @@ def train_ptc(study_dir, out_dir, args):
     rx = to_input(np.stack([np.asarray(Image.open(os.path.join(ref_dir, f"case-{k}.png")).convert("RGB"))
                             for k in range(len(picks))]), mean, std)
     rr = np.stack([data.encode_report(val[i].report, spec) for i in picks])
-    rp, rs = session.run(["prob", "stage_logits"], {"image": rx, "report": rr})
+    rp, rt, rn = session.run(["prob", "t_logits", "n_logits"], {"image": rx, "report": rr})
     card = {
-        "schema_version": 1, "name": "ptc-ln", "version": CARD_VERSION, "study": "ultrasound",
+        "schema_version": 1, "name": "ptc-ln", "version": PTC_VERSION, "study": "ultrasound",
         "task": "binary", "classes": ["negative", "positive"], "onnx_file": "model.onnx",
         "onnx_sha256": sha256(onnx_path),
         "inputs": [{"name": "image", "kind": "image", "shape": [-1, 3, 224, 224]},
                    {"name": "report", "kind": "report", "shape": [-1, width]}],
         "outputs": [
             {"name": "prob", "role": "score", "activation": "probabilities", "width": 1, "labels": ["positive"]},
-            {"name": "stage_logits", "role": "stage", "activation": "logits", "width": 4, "labels": data.STAGES},
+            {"name": "t_logits", "role": "pt", "activation": "logits", "width": len(data.T_CATEGORIES),
+             "labels": data.T_CATEGORIES},
+            {"name": "n_logits", "role": "pn", "activation": "logits", "width": len(data.N_CATEGORIES),
+             "labels": data.N_CATEGORIES},
         ],
         "tile": {"size": 224, "mode": "whole", "codec": data.tile_codec(args.store, "ultrasound")},
         "normalisation": {"scale": 255.0, "mean": mean, "std": std},
@@ -344,9 +356,9 @@ def train_ptc(study_dir, out_dir, args):
         "training": {
             "synth": synth_provenance(study_dir), "epochs": args.us_epochs, "batch": bs, "learning_rate": args.lr,
             "optimizer": "adamw (cosine decay, weight decay 1e-4)", "seed": args.seed + 1,
-            "train_cases": len(train_cases), "loss": "BCE(metastasis) + 0.5 CE(stage)",
+            "train_cases": len(train_cases), "loss": "BCE(metastasis) + 0.5 CE(pT) + 0.5 CE(pN)",
             "augmentation": "horizontal flip, per-channel gain/offset",
-            "architecture": "conv 4x4/4 (16) + 2 conv 3x3 (24, 32) + global avg and max pool, concat report, dense 32, two heads",
+            "architecture": "conv 4x4/4 (16) + 2 conv 3x3 (24, 32) + global avg and max pool, concat report, dense 32, three heads (metastasis, pT, pN)",
             "qc": "nodal submit's eligibility and QC (the cases and tiles of the store's manifests)",
             "train_seconds": round(t_trained - t_start), "versions": versions(),
         },
@@ -355,9 +367,9 @@ def train_ptc(study_dir, out_dir, args):
         "model": "ptc-ln",
         "inputs": [{"image": f"case-{k}.png", "case_id": val[i].case_id, "report": val[i].report,
                     "report_vector": rr[k].tolist()} for k, i in enumerate(picks)],
-        "outputs": {"prob": rp.tolist(), "stage_logits": rs.tolist()},
+        "outputs": {"prob": rp.tolist(), "t_logits": rt.tolist(), "n_logits": rn.tolist()},
         **references.write_jpeg_references(
-            ref_dir, args.store, [(val[i].archive_id, val[i].case_id, val[i].key, val[i].report) for i in picks],
+            ref_dir, args.store, [(val[i].archive_id, val[i].case_id, val[i].tile_ref, val[i].report) for i in picks],
             card, session),
     })
     write_json(os.path.join(out_dir, "card.json"), card)

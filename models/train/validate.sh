@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 SEED=${SEED:-42}
 SCALE=${SCALE:-0.2}
-VERSION=${VERSION:-1.1.0}
+VERSION=${VERSION:-}  # empty: each card keeps its version
 out="$root/.cache/validate"
 python="$root/.cache/pyref-venv/bin/python"
 [ -x "$python" ] || { echo "validate.sh: run scripts/setup.sh pyref first" >&2; exit 1; }
@@ -22,4 +22,4 @@ cargo build --release -q --locked --workspace --all-targets  # what test.sh buil
 command="nodal demo --scale $SCALE --seed $SEED"
 target/release/nodal demo --scale "$SCALE" --seed "$SEED" --out "$out" --quiet
 cd "$here"
-"$python" revalidate.py --demo "$out" --models "$root/models" --version "$VERSION" --command "$command" ${1:+--only "$1"}
+"$python" revalidate.py --demo "$out" --models "$root/models" ${VERSION:+--version "$VERSION"} --command "$command" ${1:+--only "$1"}

@@ -14,7 +14,7 @@ use crate::metrics::{
     StageAgreement,
 };
 use crate::options::{AnalyzeOptions, ThresholdChoice};
-use crate::predictions::{BinaryPredictions, locate};
+use crate::predictions::{BinaryPredictions, Component, locate};
 use crate::threshold::youden_threshold;
 
 /// Computes every binary metric of `predictions`.
@@ -81,8 +81,11 @@ pub fn analyze_binary(
         threshold.is_some(),
         &mut warnings,
     );
-    let stage_agreement =
-        stage_agreement(predictions, options.stage_order.as_deref(), &mut warnings)?;
+    let mut agreement_of =
+        |c: Component| agreement(predictions, c, options.order(c).as_deref(), &mut warnings);
+    let stage_agreement = agreement_of(Component::Stage)?;
+    let t_agreement = agreement_of(Component::PrimaryTumour)?;
+    let n_agreement = agreement_of(Component::RegionalNodes)?;
     let odds_ratios = odds_ratios(predictions, options, &mut warnings)?;
     let calibration = calibration(&scores, &positive, "", &mut warnings);
     let mut metrics = BinaryMetrics {
@@ -106,6 +109,8 @@ pub fn analyze_binary(
         confusion,
         per_site,
         stage_agreement,
+        t_agreement,
+        n_agreement,
         odds_ratios,
         calibration,
         bootstrap: None,
@@ -227,19 +232,26 @@ fn per_site(
     OrderedMap(entries)
 }
 
-fn stage_agreement(
+/// Agreement of pathology and model on one ordinal component, over the
+/// cases where both are given; `None` when the component's columns are not.
+fn agreement(
     predictions: &BinaryPredictions,
+    component: Component,
     order: Option<&[String]>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<StageAgreement>, StatsError> {
-    if !predictions.has_stages {
+    if !predictions.components.contains(&component) {
         return Ok(None);
     }
+    let (noun, prefix) = (component.noun(), component.prefix());
     let pairs: Vec<(usize, &str, &str)> = predictions
         .cases
         .iter()
         .enumerate()
-        .filter_map(|(i, c)| Some((i, c.stage_true.as_deref()?, c.stage_pred.as_deref()?)))
+        .filter_map(|(i, c)| {
+            let pair = &c.ordinal[component as usize];
+            Some((i, pair.truth.as_deref()?, pair.predicted.as_deref()?))
+        })
         .collect();
     let categories: Vec<String> = match order {
         Some(order) => order.to_vec(),
@@ -261,16 +273,18 @@ fn stage_agreement(
                 file: predictions.source.clone(),
                 at: locate(predictions.cases[i].line, i, column),
                 message: format!(
-                    "stage \"{value}\" is not in --stage-order ({})",
+                    "{noun} \"{value}\" is not in {} ({})",
+                    component.order_flag(),
                     categories.join(",")
                 ),
             })
     };
     let mut first = Vec::with_capacity(pairs.len());
     let mut second = Vec::with_capacity(pairs.len());
+    let (truth_column, predicted_column) = (format!("{prefix}_true"), format!("{prefix}_pred"));
     for &(i, t, p) in &pairs {
-        first.push(index_of(i, t, "stage_true")?);
-        second.push(index_of(i, p, "stage_pred")?);
+        first.push(index_of(i, t, &truth_column)?);
+        second.push(index_of(i, p, &predicted_column)?);
     }
     let k = categories.len();
     let mut counts = vec![vec![0u64; k]; k];
@@ -282,7 +296,7 @@ fn stage_agreement(
         (kappa(KappaWeights::Linear), kappa(KappaWeights::Quadratic));
     if kappa_linear.is_none() || kappa_quadratic.is_none() {
         warnings.push(format!(
-            "stage agreement: kappa undefined over {} case(s) in {} observed categor{} (no expected disagreement)",
+            "{noun} agreement: kappa undefined over {} case(s) in {} observed categor{} (no expected disagreement)",
             pairs.len(),
             categories.len(),
             if categories.len() == 1 { "y" } else { "ies" }
@@ -294,9 +308,10 @@ fn stage_agreement(
     let one_sided = used(&|i| counts[i].iter().any(|&c| c > 0)) < 2
         || used(&|j| counts.iter().any(|row| row[j] > 0)) < 2;
     if one_sided && !pairs.is_empty() {
-        warnings.push(
-            "stage agreement: kappa intervals undefined, the pathological or the predicted stages use one category".to_string(),
-        );
+        warnings.push(format!(
+            "{noun} agreement: kappa intervals undefined, the pathological or the predicted {} use one category",
+            if component == Component::Stage { "stages" } else { "categories" }
+        ));
     }
     let interval = |kappa: Option<f64>, w| {
         if one_sided {
@@ -310,8 +325,10 @@ fn stage_agreement(
             bootstrap: None,
         })
     };
+    let agreeing = first.iter().zip(&second).filter(|(a, b)| a == b).count();
     Ok(Some(StageAgreement {
         n: pairs.len() as u64,
+        accuracy: (!pairs.is_empty()).then(|| agreeing as f64 / pairs.len() as f64),
         kappa_linear_interval: interval(kappa_linear, KappaWeights::Linear),
         kappa_quadratic_interval: interval(kappa_quadratic, KappaWeights::Quadratic),
         interval_method: "large-sample standard error (Fleiss, Cohen & Everitt 1969), kappa ± 1.96 SE",

@@ -33,7 +33,8 @@ pub use metrics::Metrics;
 pub use options::{AnalyzeOptions, ThresholdChoice, ThresholdSource};
 pub use output::write_results;
 pub use predictions::{
-    BinaryCase, BinaryPredictions, MulticlassCase, MulticlassPredictions, Predictions, Task,
+    BinaryCase, BinaryPredictions, Component, MulticlassCase, MulticlassPredictions, OrdinalPair,
+    Predictions, Task,
 };
 pub use reader::{parse_predictions, read_predictions};
 pub use report::{Exclusion, ParticipantFlow, ReportInput, render_report};
@@ -41,7 +42,7 @@ pub use report::{Exclusion, ParticipantFlow, ReportInput, render_report};
 /// Computes metrics.json's content for `predictions`.
 ///
 /// Errors only when an option does not fit the data (an unknown covariate, a
-/// reference level that does not occur, a stage missing from the stage order).
+/// reference level that does not occur, a stage, pT or pN category missing from its order).
 pub fn analyze(predictions: &Predictions, options: &AnalyzeOptions) -> Result<Metrics, StatsError> {
     match predictions {
         Predictions::Binary(p) => {
@@ -52,6 +53,8 @@ pub fn analyze(predictions: &Predictions, options: &AnalyzeOptions) -> Result<Me
                 ("--covariates", !options.covariates.is_empty()),
                 ("--reference", !options.references.is_empty()),
                 ("--stage-order", options.stage_order.is_some()),
+                ("--t-order", options.t_order.is_some()),
+                ("--n-order", options.n_order.is_some()),
                 ("--threshold", options.threshold != ThresholdChoice::Youden),
             ];
             if let Some((option, _)) = binary_only.iter().find(|(_, given)| *given) {

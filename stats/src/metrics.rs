@@ -60,12 +60,15 @@ pub struct SiteBinary {
     pub specificity: Option<Interval>,
 }
 
-/// Agreement of predicted with pathological stage.
+/// Agreement of predicted with pathological category of one ordinal
+/// component: the stage group, pT or pN.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StageAgreement {
-    /// Cases with both stages.
+    /// Cases with both the pathological and the predicted category.
     pub n: u64,
-    /// Stage categories, in order.
+    /// Share of those cases whose two categories are the same; `null` when there are none.
+    pub accuracy: Option<f64>,
+    /// Categories, in order.
     pub categories: Vec<String>,
     /// Linearly weighted kappa.
     pub kappa_linear: Option<f64>,
@@ -77,7 +80,7 @@ pub struct StageAgreement {
     pub kappa_quadratic_interval: Option<Interval>,
     /// How the intervals are computed.
     pub interval_method: &'static str,
-    /// Counts, rows = pathological stage, columns = predicted, in `categories` order.
+    /// Counts, rows = pathological category, columns = predicted, in `categories` order.
     pub matrix: Vec<Vec<u64>>,
 }
 
@@ -155,8 +158,12 @@ pub struct BinaryMetrics {
     pub confusion: Option<Confusion>,
     /// Per-site results, sites sorted.
     pub per_site: OrderedMap<SiteBinary>,
-    /// Stage agreement; `null` without stage columns.
+    /// Stage-group agreement; `null` without `stage_true`/`stage_pred`.
     pub stage_agreement: Option<StageAgreement>,
+    /// pT agreement; `null` without `t_true`/`t_pred`.
+    pub t_agreement: Option<StageAgreement>,
+    /// pN agreement; `null` without `n_true`/`n_pred`.
+    pub n_agreement: Option<StageAgreement>,
     /// Adjusted odds ratios of the covariate terms (no intercept).
     pub odds_ratios: Vec<OddsRatio>,
     /// Calibration of the scores.

@@ -1,5 +1,8 @@
-//! What `analyze` can be asked: threshold rule, covariates, stage order, bootstrap.
+//! What `analyze` can be asked: threshold rule, covariates, stage, pT and
+//! pN orders, bootstrap.
 
+use crate::predictions::Component;
+use nodal_types::ajcc::{Category, PrimaryTumour, RegionalNodes};
 use std::str::FromStr;
 
 /// How the binary operating threshold is chosen.
@@ -80,10 +83,30 @@ pub struct AnalyzeOptions {
     pub references: Vec<(String, String)>,
     /// Binary task: stage categories in order; `None` = the labels sorted as text.
     pub stage_order: Option<Vec<String>>,
+    /// Binary task: pT categories in order; `None` = AJCC 8 (T1a … T4b).
+    pub t_order: Option<Vec<String>>,
+    /// Binary task: pN categories in order; `None` = AJCC 8 (N0, N1a, N1b).
+    pub n_order: Option<Vec<String>>,
     /// Bootstrap replicates (0 = none).
     pub bootstrap: usize,
     /// Seed of the bootstrap.
     pub seed: u64,
+}
+
+impl AnalyzeOptions {
+    /// The category order of `component`: the one given, else AJCC 8's for
+    /// pT and pN; `None` (stage group, not given) = the observed labels sorted as text.
+    pub fn order(&self, component: Component) -> Option<Vec<String>> {
+        match component {
+            Component::Stage => self.stage_order.clone(),
+            Component::PrimaryTumour => {
+                Some(self.t_order.clone().unwrap_or_else(PrimaryTumour::labels))
+            }
+            Component::RegionalNodes => {
+                Some(self.n_order.clone().unwrap_or_else(RegionalNodes::labels))
+            }
+        }
+    }
 }
 
 /// Parses one `column=level` of `--reference`.

@@ -20,15 +20,71 @@ pub struct BinaryCase {
     pub label: Option<bool>,
     /// Predicted probability of the positive class, in [0, 1].
     pub score: f64,
-    /// Pathological stage, if given.
-    pub stage_true: Option<String>,
-    /// Predicted stage, if given.
-    pub stage_pred: Option<String>,
+    /// Pathological and predicted category of each [`Component`], indexed
+    /// by `Component as usize`.
+    pub ordinal: [OrdinalPair; 3],
     /// Values of the extra (covariate) columns, parallel to
     /// [`BinaryPredictions::extra_columns`]; empty strings are missing values.
     pub extra: Vec<String>,
     /// Line in the CSV source (header = 1), when read from one.
     pub line: Option<u64>,
+}
+
+/// An ordinal assessment compared between pathology and the model: the
+/// stage group, pT or pN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    /// The stage group: columns `stage_true`, `stage_pred`.
+    Stage = 0,
+    /// The primary-tumour category: columns `t_true`, `t_pred`.
+    PrimaryTumour = 1,
+    /// The regional-node category: columns `n_true`, `n_pred`.
+    RegionalNodes = 2,
+}
+
+impl Component {
+    /// Every component, in index order.
+    pub const ALL: [Component; 3] = [
+        Component::Stage,
+        Component::PrimaryTumour,
+        Component::RegionalNodes,
+    ];
+
+    /// Column prefix: `stage`, `t`, `n` (`<prefix>_true`, `<prefix>_pred`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Component::Stage => "stage",
+            Component::PrimaryTumour => "t",
+            Component::RegionalNodes => "n",
+        }
+    }
+
+    /// How messages name the component.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Component::Stage => "stage",
+            Component::PrimaryTumour => "pT",
+            Component::RegionalNodes => "pN",
+        }
+    }
+
+    /// The option that sets the component's category order.
+    pub fn order_flag(self) -> &'static str {
+        match self {
+            Component::Stage => "--stage-order",
+            Component::PrimaryTumour => "--t-order",
+            Component::RegionalNodes => "--n-order",
+        }
+    }
+}
+
+/// The pathological and predicted category of one component of one case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrdinalPair {
+    /// Pathological category, if given.
+    pub truth: Option<String>,
+    /// Predicted category, if given.
+    pub predicted: Option<String>,
 }
 
 /// One case of the multi-class task.
@@ -55,8 +111,8 @@ pub struct BinaryPredictions {
     pub source: String,
     /// Names of the columns beyond the known ones (candidate covariates).
     pub extra_columns: Vec<String>,
-    /// Whether `stage_true` and `stage_pred` were given.
-    pub has_stages: bool,
+    /// The components whose `<prefix>_true` and `<prefix>_pred` columns were given.
+    pub components: Vec<Component>,
     /// The cases, in input order.
     pub cases: Vec<BinaryCase>,
 }
@@ -112,7 +168,7 @@ impl Predictions {
             Predictions::Binary(p) => Predictions::Binary(BinaryPredictions {
                 source: source.to_string(),
                 extra_columns: p.extra_columns.clone(),
-                has_stages: p.has_stages,
+                components: p.components.clone(),
                 cases: p
                     .cases
                     .iter()
@@ -197,7 +253,7 @@ impl BinaryPredictions {
     pub fn new(
         source: &str,
         extra_columns: Vec<String>,
-        has_stages: bool,
+        components: Vec<Component>,
         cases: Vec<BinaryCase>,
     ) -> Result<Self, StatsError> {
         let mut ids = UniqueIds::default();
@@ -224,7 +280,7 @@ impl BinaryPredictions {
         Ok(Self {
             source: source.to_string(),
             extra_columns,
-            has_stages,
+            components,
             cases,
         })
     }

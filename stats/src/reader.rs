@@ -3,8 +3,8 @@
 
 use crate::error::{StatsError, Where};
 use crate::predictions::{
-    BinaryCase, BinaryPredictions, MulticlassCase, MulticlassPredictions, Predictions, Task,
-    UniqueIds, check_classes, check_probability, check_row_sum,
+    BinaryCase, BinaryPredictions, Component, MulticlassCase, MulticlassPredictions, OrdinalPair,
+    Predictions, Task, UniqueIds, check_classes, check_probability, check_row_sum,
 };
 use std::io::Read;
 use std::path::Path;
@@ -79,7 +79,10 @@ pub fn parse_predictions(
                     .iter()
                     .map(|&i| header[i].clone())
                     .collect(),
-                has_stages: rows.columns.stage_true.is_some(),
+                components: Component::ALL
+                    .into_iter()
+                    .filter(|&c| rows.columns.ordinal[c as usize].is_some())
+                    .collect(),
                 cases,
             })
         }
@@ -117,8 +120,8 @@ struct Columns {
     site: usize,
     label: usize,
     score: usize,
-    stage_true: Option<usize>,
-    stage_pred: Option<usize>,
+    /// `(<prefix>_true, <prefix>_pred)` positions of each [`Component`].
+    ordinal: [Option<(usize, usize)>; 3],
     extra: Vec<usize>,
     classes: Vec<String>,
     class_columns: Vec<usize>,
@@ -150,8 +153,7 @@ impl Columns {
             site,
             label,
             score: usize::MAX,
-            stage_true: None,
-            stage_pred: None,
+            ordinal: [None; 3],
             extra: Vec::new(),
             classes: Vec::new(),
             class_columns: Vec::new(),
@@ -160,38 +162,33 @@ impl Columns {
         match task {
             Task::Binary => {
                 columns.score = require("score")?;
-                columns.stage_true = find("stage_true");
-                columns.stage_pred = find("stage_pred");
-                match (columns.stage_true, columns.stage_pred) {
-                    (Some(_), None) => {
-                        return Err(cell(
-                            source,
-                            1,
-                            "stage_pred",
-                            "column stage_true is given but stage_pred is missing".into(),
-                        ));
-                    }
-                    (None, Some(_)) => {
-                        return Err(cell(
-                            source,
-                            1,
-                            "stage_true",
-                            "column stage_pred is given but stage_true is missing".into(),
-                        ));
-                    }
-                    _ => {}
+                for component in Component::ALL {
+                    let truth = format!("{}_true", component.prefix());
+                    let predicted = format!("{}_pred", component.prefix());
+                    columns.ordinal[component as usize] = match (find(&truth), find(&predicted)) {
+                        (Some(t), Some(p)) => Some((t, p)),
+                        (None, None) => None,
+                        (Some(_), None) => {
+                            return Err(cell(
+                                source,
+                                1,
+                                &predicted,
+                                format!("column {truth} is given but {predicted} is missing"),
+                            ));
+                        }
+                        (None, Some(_)) => {
+                            return Err(cell(
+                                source,
+                                1,
+                                &truth,
+                                format!("column {predicted} is given but {truth} is missing"),
+                            ));
+                        }
+                    };
                 }
-                let known = [
-                    Some(case_id),
-                    Some(site),
-                    Some(label),
-                    Some(columns.score),
-                    columns.stage_true,
-                    columns.stage_pred,
-                ];
-                columns.extra = (0..header.len())
-                    .filter(|i| !known.contains(&Some(*i)))
-                    .collect();
+                let mut known = vec![case_id, site, label, columns.score];
+                known.extend(columns.ordinal.iter().flatten().flat_map(|&(t, p)| [t, p]));
+                columns.extra = (0..header.len()).filter(|i| !known.contains(i)).collect();
             }
             Task::Multiclass => {
                 for (i, name) in header.iter().enumerate() {
@@ -285,8 +282,10 @@ impl Rows<'_> {
             site,
             label,
             score,
-            stage_true: optional(self.columns.stage_true),
-            stage_pred: optional(self.columns.stage_pred),
+            ordinal: self.columns.ordinal.map(|pair| OrdinalPair {
+                truth: optional(pair.map(|p| p.0)),
+                predicted: optional(pair.map(|p| p.1)),
+            }),
             extra: self
                 .columns
                 .extra

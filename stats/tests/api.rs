@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use nodal_stats::{
-    AnalyzeOptions, BinaryCase, BinaryPredictions, Metrics, Predictions, Task, analyze,
-    read_predictions, write_results,
+    AnalyzeOptions, BinaryCase, BinaryPredictions, Component, Metrics, OrdinalPair, Predictions,
+    Task, analyze, read_predictions, write_results,
 };
 use serde_json::Value;
 
@@ -33,9 +33,13 @@ fn predictions_built_in_memory_give_the_same_metrics_as_the_file() {
             ..c.clone()
         })
         .collect();
-    let memory =
-        BinaryPredictions::new("run 7", file.extra_columns.clone(), file.has_stages, cases)
-            .unwrap();
+    let memory = BinaryPredictions::new(
+        "run 7",
+        file.extra_columns.clone(),
+        file.components.clone(),
+        cases,
+    )
+    .unwrap();
     let options = AnalyzeOptions {
         covariates: vec!["age".into(), "sex".into()],
         ..Default::default()
@@ -52,20 +56,29 @@ fn in_memory_validation_names_the_case() {
         site: "A".into(),
         label: Some(true),
         score,
-        stage_true: None,
-        stage_pred: None,
+        ordinal: Default::default(),
         extra: vec![],
         line: None,
     };
-    let e = BinaryPredictions::new("run 7", vec![], false, vec![case("a", 0.2), case("b", 1.5)])
-        .unwrap_err();
+    let e = BinaryPredictions::new(
+        "run 7",
+        vec![],
+        vec![],
+        vec![case("a", 0.2), case("b", 1.5)],
+    )
+    .unwrap_err();
     assert!(
         e.to_string()
             .contains("run 7: case #2, field \"score\": score 1.5 is outside [0, 1]"),
         "{e}"
     );
-    let e = BinaryPredictions::new("run 7", vec![], false, vec![case("a", 0.2), case("a", 0.5)])
-        .unwrap_err();
+    let e = BinaryPredictions::new(
+        "run 7",
+        vec![],
+        vec![],
+        vec![case("a", 0.2), case("a", 0.5)],
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("duplicate case_id \"a\""), "{e}");
 }
 
@@ -219,15 +232,22 @@ fn a_predicted_stage_of_one_category_has_kappa_zero_and_no_interval() {
         site: "A".into(),
         label: Some(i.is_multiple_of(2)),
         score: 0.1 + 0.08 * i as f64,
-        stage_true: Some(truth.into()),
-        stage_pred: Some("I".into()),
+        ordinal: [
+            OrdinalPair {
+                truth: Some(truth.into()),
+                predicted: Some("I".into()),
+            },
+            OrdinalPair::default(),
+            OrdinalPair::default(),
+        ],
         extra: vec![],
         line: None,
     };
     let cases = (0..10)
         .map(|i| case(i, if i < 7 { "I" } else { "II" }))
         .collect();
-    let predictions = BinaryPredictions::new("one-sided", vec![], true, cases).unwrap();
+    let predictions =
+        BinaryPredictions::new("one-sided", vec![], vec![Component::Stage], cases).unwrap();
     let metrics = analyze(
         &Predictions::Binary(predictions),
         &AnalyzeOptions::default(),

@@ -172,6 +172,60 @@ fn one_stage_column_without_the_other() {
 }
 
 #[test]
+fn one_tnm_column_without_the_other() {
+    let e = error(
+        "case_id,site,label,score,t_true,n_pred\nc1,A,1,0.5,T1a,N0\n",
+        Task::Binary,
+    );
+    assert_names(
+        &e,
+        &["line 1", "t_pred", "t_true is given but t_pred is missing"],
+    );
+    let e = error(
+        "case_id,site,label,score,n_pred\nc1,A,1,0.5,N0\n",
+        Task::Binary,
+    );
+    assert_names(
+        &e,
+        &["line 1", "n_true", "n_pred is given but n_true is missing"],
+    );
+}
+
+#[test]
+fn a_tnm_category_outside_the_ajcc_default_order_is_named() {
+    let p = parse_predictions(
+        "tnm.csv",
+        "case_id,site,label,score,t_true,t_pred,n_true,n_pred\n\
+         c1,A,1,0.9,T1a,T1b,N1a,N1a\nc2,A,0,0.2,T2,T1,N0,N0\n"
+            .as_bytes(),
+        Task::Binary,
+    )
+    .unwrap();
+    let e = analyze(&p, &AnalyzeOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert_names(
+        &e,
+        &[
+            "tnm.csv",
+            "line 3",
+            "column \"t_pred\"",
+            "pT \"T1\" is not in --t-order (T1a,T1b,T2,T3a,T3b,T4a,T4b)",
+        ],
+    );
+    // Given an order that knows T1, the same file is analysed.
+    let options = AnalyzeOptions {
+        t_order: Some(["T1", "T1a", "T1b", "T2"].map(String::from).to_vec()),
+        ..Default::default()
+    };
+    let metrics = analyze(&p, &options).unwrap().to_json().unwrap();
+    let m: serde_json::Value = serde_json::from_str(&metrics).unwrap();
+    assert_eq!(m["t_agreement"]["categories"].as_array().unwrap().len(), 4);
+    assert_eq!(m["n_agreement"]["accuracy"], 1.0);
+    assert!(m["stage_agreement"].is_null());
+}
+
+#[test]
 fn unreadable_file_names_the_path() {
     let e = nodal_stats::read_predictions("/nonexistent/predictions.csv".as_ref(), Task::Binary)
         .unwrap_err();

@@ -44,6 +44,8 @@ fn options_of(spec: &Value) -> AnalyzeOptions {
         stage_order: spec["stage_order"]
             .as_array()
             .map(|_| strings("stage_order")),
+        t_order: spec["t_order"].as_array().map(|_| strings("t_order")),
+        n_order: spec["n_order"].as_array().map(|_| strings("n_order")),
         bootstrap: 0,
         seed: 0,
     }

@@ -256,11 +256,11 @@ impl Layout {
 mod tests {
     use super::*;
 
-    const US_HEADER: &str = "case_id,split,age,sex,exam_date,first_diagnosis,ln_dissection,prior_thyroid_surgery,concurrent_tumour,location,max_diameter_mm,multifocal,hashimoto,ln_metastasis,stage,image,report";
+    const US_HEADER: &str = "case_id,split,age,sex,exam_date,first_diagnosis,ln_dissection,prior_thyroid_surgery,concurrent_tumour,special_population,nodule_fully_visualised,multiple_lesions,location,max_diameter_mm,multifocal,hashimoto,ln_metastasis,pt,pn,m,stage,image,report";
 
     fn us_row(id: &str, age: &str) -> String {
         format!(
-            "{id},train,{age},F,2020-01-02,yes,yes,no,no,lower,4.0,no,no,1,I,images/{id}.jpg,reports/{id}.json"
+            "{id},train,{age},F,2020-01-02,yes,yes,no,no,none,yes,no,lower,4.0,no,no,1,T1a,N1a,M0,I,images/{id}.jpg,reports/{id}.json"
         )
     }
 
@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(
             problems,
-            ["cases.csv:3: the row has 2 fields but the header has 17"]
+            ["cases.csv:3: the row has 2 fields but the header has 23"]
         );
         let mut problems = Vec::new();
         parse_csv(Study::Ultrasound, b"case_id\nC\xff1\n", &mut problems);
@@ -373,8 +373,8 @@ mod tests {
 
     #[test]
     fn readers_are_checked_against_the_study_classes() {
-        let header = "case_id,split,age,sex,puncture_site,puncture_date,pathological_diagnosis,pathological_type,immunocytochemistry,history_of_malignancy,images,reader_a";
-        let row = "K1,validation,60,M,axillary,2019-03-04,metastatic adenocarcinoma,adenocarcinoma,no,no,images/K1/1.jpg;images/K1/2.png";
+        let header = "case_id,split,age,sex,puncture_site,puncture_date,pathological_diagnosis,pathological_type,immunocytochemistry,history_of_malignancy,origin_evidence,images,reader_a";
+        let row = "K1,validation,60,M,axillary,2019-03-04,metastatic adenocarcinoma,adenocarcinoma,no,no,clinical,images/K1/1.jpg;images/K1/2.png";
         let (rows, problems) = parse_text(
             Study::Cytology,
             &format!("{header}\n{row},lung\n{},liver\n", row.replace("K1", "K2")),

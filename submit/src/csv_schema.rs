@@ -16,6 +16,13 @@ pub const CYTOLOGY_ORIGINS: [&str; 8] = [
     "other",
 ];
 
+/// What confirmed a cytology case's primary origin; `none` excludes the case.
+pub const ORIGIN_EVIDENCE: [&str; 4] =
+    ["histopathology", "immunohistochemistry", "clinical", "none"];
+
+/// `special_population` values of the ultrasound study; any but `none` excludes the case.
+pub const SPECIAL_POPULATIONS: [&str; 4] = ["none", "pregnancy", "lactation", "other"];
+
 /// Prefix of the columns holding human readers' calls.
 pub const READER_PREFIX: &str = "reader_";
 
@@ -124,6 +131,7 @@ const CYTOLOGY: &[Column] = &[
     col("survival_months", Kind::Number { positive: false }, false),
     // Any recorded origin is accepted here; eligibility excludes unsupported ones.
     col("origin", Kind::Text, false),
+    col("origin_evidence", Kind::OneOf(&ORIGIN_EVIDENCE), true),
     col("images", Kind::Files { min: 1, max: 4 }, true),
 ];
 
@@ -138,6 +146,13 @@ const ULTRASOUND: &[Column] = &[
     col("prior_thyroid_surgery", Kind::YesNo, true),
     col("concurrent_tumour", Kind::YesNo, true),
     col(
+        "special_population",
+        Kind::OneOf(&SPECIAL_POPULATIONS),
+        true,
+    ),
+    col("nodule_fully_visualised", Kind::YesNo, true),
+    col("multiple_lesions", Kind::YesNo, true),
+    col(
         "location",
         Kind::OneOf(&["upper", "middle", "lower", "isthmus"]),
         true,
@@ -146,7 +161,18 @@ const ULTRASOUND: &[Column] = &[
     col("multifocal", Kind::YesNo, true),
     col("hashimoto", Kind::YesNo, true),
     col("ln_metastasis", Kind::OneOf(&["0", "1"]), false),
-    col("stage", Kind::OneOf(&["I", "II", "III", "IV"]), false),
+    col(
+        "pt",
+        Kind::OneOf(&["T1a", "T1b", "T2", "T3a", "T3b", "T4a", "T4b"]),
+        false,
+    ),
+    col("pn", Kind::OneOf(&["N0", "N1a", "N1b"]), false),
+    col("m", Kind::OneOf(&["M0", "M1"]), false),
+    col(
+        "stage",
+        Kind::OneOf(&["I", "II", "III", "IVA", "IVB"]),
+        false,
+    ),
     col("image", Kind::File, true),
     col("report", Kind::File, true),
 ];
@@ -288,6 +314,24 @@ fn check_path(path: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nodal_types::ajcc::{
+        Category, DistantMetastasis, PrimaryTumour, RegionalNodes, StageGroup,
+    };
+
+    #[test]
+    fn tnm_columns_accept_exactly_the_ajcc_8_categories() {
+        let allowed = |name: &str| match ULTRASOUND.iter().find(|c| c.name == name) {
+            Some(Column {
+                kind: Kind::OneOf(values),
+                ..
+            }) => values.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(allowed("pt"), PrimaryTumour::labels());
+        assert_eq!(allowed("pn"), RegionalNodes::labels());
+        assert_eq!(allowed("m"), DistantMetastasis::labels());
+        assert_eq!(allowed("stage"), StageGroup::labels());
+    }
 
     #[test]
     fn cells_are_checked_by_kind() {

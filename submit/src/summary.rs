@@ -1,7 +1,6 @@
 //! The end-of-submission summary: counts from the manifest plus what the
 //! upload did, and its table.
 
-use super::eligibility;
 use nodal_types::manifest::{Eligibility, Manifest, QcReason};
 use nodal_types::study::Study;
 use serde::Serialize;
@@ -101,12 +100,16 @@ impl Summary {
         };
         row("cases", self.cases.to_string());
         row("  eligible", self.eligible.to_string());
-        for criterion in eligibility::criteria(self.study) {
+        for criterion in self.study.eligibility_criteria() {
             let n = self.excluded.get(*criterion).copied().unwrap_or(0);
             row(&format!("  excluded: {criterion}"), n.to_string());
         }
         for (criterion, n) in &self.excluded {
-            if !eligibility::criteria(self.study).contains(&criterion.as_str()) {
+            if !self
+                .study
+                .eligibility_criteria()
+                .contains(&criterion.as_str())
+            {
                 row(&format!("  excluded: {criterion}"), n.to_string());
             }
         }

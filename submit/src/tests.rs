@@ -12,8 +12,8 @@ use nodal_types::manifest::{Eligibility, QcReason};
 use std::sync::{Arc, Mutex};
 use tempfile::TempDir;
 
-const US_HEADER: &str = "case_id,split,age,sex,exam_date,first_diagnosis,ln_dissection,prior_thyroid_surgery,concurrent_tumour,location,max_diameter_mm,multifocal,hashimoto,ln_metastasis,stage,image,report";
-const CY_HEADER: &str = "case_id,split,age,sex,puncture_site,puncture_date,pathological_diagnosis,pathological_type,immunocytochemistry,history_of_malignancy,origin,images,reader_p1";
+const US_HEADER: &str = "case_id,split,age,sex,exam_date,first_diagnosis,ln_dissection,prior_thyroid_surgery,concurrent_tumour,special_population,nodule_fully_visualised,multiple_lesions,location,max_diameter_mm,multifocal,hashimoto,ln_metastasis,pt,pn,m,stage,image,report";
+const CY_HEADER: &str = "case_id,split,age,sex,puncture_site,puncture_date,pathological_diagnosis,pathological_type,immunocytochemistry,history_of_malignancy,origin,origin_evidence,images,reader_p1";
 
 /// A store decorator that records the keys written, in order.
 #[derive(Debug)]
@@ -165,7 +165,7 @@ fn us_site(env: &Env, n: usize) {
         let id = format!("U{i}");
         let age = if i == 2 { 85 } else { 40 + i };
         csv += &format!(
-            "{id},train,{age},F,2020-01-02,yes,yes,no,no,lower,4.0,no,no,1,I,images/{id}.jpg,reports/{id}.json\n"
+            "{id},train,{age},F,2020-01-02,yes,yes,no,no,none,yes,no,lower,4.0,no,no,1,T1a,N1a,M0,I,images/{id}.jpg,reports/{id}.json\n"
         );
         env.write(&format!("images/{id}.jpg"), &jpeg(&frame(96, 64)));
         env.write(&format!("reports/{id}.json"), report(&id).as_bytes());
@@ -183,9 +183,9 @@ fn report(id: &str) -> String {
 /// K3 melanoma (unsupported) with a good smear.
 fn cy_site(env: &Env) {
     let rows = [
-        "K1,train,50,F,axillary,2019-03-04,metastatic adenocarcinoma,adenocarcinoma,no,no,lung,images/K1/1.jpg;images/K1/2.png,lung",
-        "K2,validation,61,M,cervical,2019-03-05,metastatic carcinoma,other,yes,no,,images/K2/1.jpg,",
-        "K3,validation,70,M,inguinal,2019-03-06,metastatic melanoma,other,yes,yes,melanoma,images/K3/1.jpg,other",
+        "K1,train,50,F,axillary,2019-03-04,metastatic adenocarcinoma,adenocarcinoma,no,no,lung,histopathology,images/K1/1.jpg;images/K1/2.png,lung",
+        "K2,validation,61,M,cervical,2019-03-05,metastatic carcinoma,other,yes,no,,clinical,images/K2/1.jpg,",
+        "K3,validation,70,M,inguinal,2019-03-06,metastatic melanoma,other,yes,yes,melanoma,histopathology,images/K3/1.jpg,other",
     ];
     env.write(
         "cases.csv",
@@ -448,7 +448,7 @@ fn broken_folders() -> Vec<Broken> {
             name: "ragged row",
             study: Study::Ultrasound,
             breaks: |e| rewrite_csv(e, |t| t.replacen("lower,4.0", "lower,4,0", 1)),
-            expect: "cases.csv:2: the row has 18 fields but the header has 17",
+            expect: "cases.csv:2: the row has 24 fields but the header has 23",
         },
         Broken {
             name: "bad date",
@@ -983,13 +983,13 @@ async fn xlsx_tables_go_in_with_the_same_cases_and_cell_locations() {
 
     let mut bad = rows.clone();
     bad[3][2] = "4x".into();
-    bad[2][15] = "images/none.jpg".into();
+    bad[2][21] = "images/none.jpg".into();
     write_xlsx(&env, &bad, "Patients");
     let puts = env.puts().len();
     let err = env.submit(Study::Ultrasound).await.unwrap_err().to_string();
     assert!(
         err.ends_with(
-            "2 problems (nothing was uploaded)\n  cases.xlsx!Patients:P3: image: images/none.jpg does not exist\n  cases.xlsx!Patients:C4: age: \"4x\" is not an integer"
+            "2 problems (nothing was uploaded)\n  cases.xlsx!Patients:V3: image: images/none.jpg does not exist\n  cases.xlsx!Patients:C4: age: \"4x\" is not an integer"
         ),
         "{err}"
     );

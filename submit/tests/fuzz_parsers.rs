@@ -13,13 +13,13 @@ use nodal_submit::{Problem, report};
 use nodal_types::study::Study;
 use proptest::prelude::*;
 
-const CYTOLOGY: &str = "case_id,split,age,sex,puncture_site,puncture_date,pathological_diagnosis,pathological_type,immunocytochemistry,clinical_diagnosis,lesion_site,history_of_malignancy,survival_months,origin,images,reader_pathologist1\n\
-cy-a-00001,train,53,M,cervical,2015-06-08,metastatic squamous cell carcinoma,squamous cell carcinoma,no,enlarged lymph node,right neck level II,no,109.6,nasopharynx,images/cy-a-00001/1.jpg,lung\n\
-cy-a-00002,validation,47,F,axillary,2016-09-28,metastatic adenocarcinoma,adenocarcinoma,yes,,right axillary,no,2.7,breast,images/cy-a-00002/1.jpg;images/cy-a-00002/2.jpg,\n";
+const CYTOLOGY: &str = "case_id,split,age,sex,puncture_site,puncture_date,pathological_diagnosis,pathological_type,immunocytochemistry,clinical_diagnosis,lesion_site,history_of_malignancy,survival_months,origin,origin_evidence,images,reader_pathologist1\n\
+cy-a-00001,train,53,M,cervical,2015-06-08,metastatic squamous cell carcinoma,squamous cell carcinoma,no,enlarged lymph node,right neck level II,no,109.6,nasopharynx,histopathology,images/cy-a-00001/1.jpg,lung\n\
+cy-a-00002,validation,47,F,axillary,2016-09-28,metastatic adenocarcinoma,adenocarcinoma,yes,,right axillary,no,2.7,breast,clinical,images/cy-a-00002/1.jpg;images/cy-a-00002/2.jpg,\n";
 
-const ULTRASOUND: &str = "case_id,split,age,sex,exam_date,first_diagnosis,ln_dissection,prior_thyroid_surgery,concurrent_tumour,location,max_diameter_mm,multifocal,hashimoto,ln_metastasis,stage,image,report\n\
-us-a-00001,validation,59,F,2020-12-17,yes,yes,no,no,upper,5.5,no,no,0,I,images/us-a-00001.jpg,reports/us-a-00001.json\n\
-us-a-00002,train,47,F,2021-07-24,yes,yes,no,no,lower,13.8,no,yes,1,I,images/us-a-00002.jpg,reports/us-a-00002.json\n";
+const ULTRASOUND: &str = "case_id,split,age,sex,exam_date,first_diagnosis,ln_dissection,prior_thyroid_surgery,concurrent_tumour,special_population,nodule_fully_visualised,multiple_lesions,location,max_diameter_mm,multifocal,hashimoto,ln_metastasis,pt,pn,m,stage,image,report\n\
+us-a-00001,validation,59,F,2020-12-17,yes,yes,no,no,none,yes,no,upper,5.5,no,no,0,T1a,N0,M0,I,images/us-a-00001.jpg,reports/us-a-00001.json\n\
+us-a-00002,train,47,F,2021-07-24,yes,yes,no,no,none,yes,no,lower,13.8,no,yes,1,T1b,N1a,,I,images/us-a-00002.jpg,reports/us-a-00002.json\n";
 
 const REPORT: &str = r#"{
   "schema": "nodal.us-report/1",

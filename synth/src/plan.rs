@@ -53,6 +53,18 @@ pub(crate) fn pick_cases(
     keys.into_iter().zip(tags).collect()
 }
 
+/// `count` distinct cases drawn from `candidates` (all of them when fewer).
+pub(crate) fn pick_among(
+    rng: &mut impl Rng,
+    candidates: &[CaseKey],
+    count: usize,
+) -> BTreeSet<CaseKey> {
+    rand::seq::index::sample(rng, candidates.len(), count.min(candidates.len()))
+        .into_iter()
+        .map(|i| candidates[i])
+        .collect()
+}
+
 /// `count` distinct images, spread over sites in proportion to their image
 /// counts, never in an `excluded` case; each gets a defect kind, the kinds in
 /// roughly equal numbers. `images[site][case]` is the case's image count.

@@ -178,7 +178,24 @@ fn ultrasound_columns_reports_and_images_follow_the_doc() {
             let id = &row["case_id"];
             assert!(is_id(id) && is_date(&row["exam_date"]));
             assert!(["", "0", "1"].contains(&row["ln_metastasis"].as_str()));
-            assert!(["", "I", "II", "III", "IV"].contains(&row["stage"].as_str()));
+            assert!(["", "I", "II", "III", "IVA", "IVB"].contains(&row["stage"].as_str()));
+            // pN1 is the metastasis label; the stage group is AJCC 8's of age and TNM.
+            let expected_label = match row["pn"].as_str() {
+                "" => "",
+                "N0" => "0",
+                _ => "1",
+            };
+            assert_eq!(row["ln_metastasis"], expected_label, "{id}");
+            if !row["m"].is_empty() && !row["stage"].is_empty() {
+                use nodal_types::ajcc::{Category, dtc_stage};
+                let stage = dtc_stage(
+                    row["age"].parse().expect("age"),
+                    Category::parse(&row["pt"]).expect("pt"),
+                    Category::parse(&row["pn"]).expect("pn"),
+                    Category::parse(&row["m"]).expect("m"),
+                );
+                assert_eq!(row["stage"], stage.as_str(), "{id}");
+            }
             assert!(site.join(&row["image"]).is_file());
             let img = image::open(site.join(&row["image"])).expect("decodes");
             assert_eq!((img.width(), img.height()), (640, 480));
@@ -314,6 +331,12 @@ fn planted_csv_matches_files_and_rows() {
                     "no_ln_dissection" => assert_eq!(row["ln_dissection"], "no"),
                     "prior_thyroid_surgery" => assert_eq!(row["prior_thyroid_surgery"], "yes"),
                     "concurrent_tumour" => assert_eq!(row["concurrent_tumour"], "yes"),
+                    "special_population" => assert_ne!(row["special_population"], "none"),
+                    "nodule_not_fully_visualised" => {
+                        assert_eq!(row["nodule_fully_visualised"], "no")
+                    }
+                    "multiple_lesions" => assert_eq!(row["multiple_lesions"], "yes"),
+                    "no_confirmed_origin" => assert_eq!(row["origin_evidence"], "none"),
                     other => panic!("unknown criterion {other}"),
                 }
             } else {
@@ -344,19 +367,26 @@ fn planted_csv_matches_files_and_rows() {
             );
         }
     }
-    // Eligible cytology cases all have supported origins.
+    // Eligible cytology cases all have supported, evidenced origins.
     let (_, planted) = read_csv(&root().join("cytology/planted.csv"));
-    let ineligible: BTreeSet<&String> = planted
-        .iter()
-        .filter(|p| p["image"].is_empty())
-        .map(|p| &p["case_id"])
-        .collect();
+    let planted_as = |kind: &str| -> BTreeSet<String> {
+        planted
+            .iter()
+            .filter(|p| p["kind"] == kind)
+            .map(|p| p["case_id"].clone())
+            .collect()
+    };
+    let unsupported = planted_as("ineligible:unsupported_origin");
+    let unconfirmed = planted_as("ineligible:no_confirmed_origin");
+    assert!(!unconfirmed.is_empty() && unsupported.is_disjoint(&unconfirmed));
     for site in sites("cytology") {
         for row in read_csv(&site.join("cases.csv")).1 {
+            let id = &row["case_id"];
             assert_eq!(
                 CLASSES.contains(&row["origin"].as_str()),
-                !ineligible.contains(&row["case_id"])
+                !unsupported.contains(id)
             );
+            assert_eq!(row["origin_evidence"] == "none", unconfirmed.contains(id));
         }
     }
 }

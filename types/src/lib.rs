@@ -3,6 +3,7 @@
 //! tasks, partial aggregates, the bucket layout (every object key, built and
 //! parsed in one place) and archive ids.
 
+pub mod ajcc;
 pub mod archive_id;
 pub mod layout;
 pub mod manifest;

@@ -83,7 +83,7 @@ pub struct OutputSpec {
     pub activation: Activation,
     /// Width of the output per sample.
     pub width: usize,
-    /// Labels of the output's columns (classes or stages).
+    /// Labels of the output's columns (classes or TNM categories).
     pub labels: Vec<String>,
 }
 
@@ -93,8 +93,14 @@ pub struct OutputSpec {
 pub enum OutputRole {
     /// The task's prediction: class probabilities, or the positive-class probability.
     Score,
-    /// Ordinal stage prediction (pTNM).
-    Stage,
+    /// Primary-tumour category (AJCC 8 pT): the labels are
+    /// [`crate::ajcc::PrimaryTumour`] spellings.
+    #[serde(rename = "pt")]
+    PrimaryTumour,
+    /// Regional-node category (AJCC 8 pN): the labels are
+    /// [`crate::ajcc::RegionalNodes`] spellings.
+    #[serde(rename = "pn")]
+    RegionalNodes,
 }
 
 /// What the raw output values are.
@@ -211,6 +217,31 @@ impl ModelCard {
     /// The output with the given role, if the model has one.
     pub fn output(&self, role: OutputRole) -> Option<&OutputSpec> {
         self.outputs.iter().find(|o| o.role == role)
+    }
+
+    /// Check the pT and pN heads: one label per column, each an AJCC 8
+    /// category of its kind. The error names the output and the label.
+    pub fn check_category_heads(&self) -> Result<(), String> {
+        use crate::ajcc::{Category, PrimaryTumour, RegionalNodes};
+        for o in &self.outputs {
+            let parse: fn(&str) -> Result<(), crate::ajcc::UnknownCategory> = match o.role {
+                OutputRole::Score => continue,
+                OutputRole::PrimaryTumour => |l| PrimaryTumour::parse(l).map(drop),
+                OutputRole::RegionalNodes => |l| RegionalNodes::parse(l).map(drop),
+            };
+            if o.labels.len() != o.width {
+                return Err(format!(
+                    "output {} has width {} but {} labels",
+                    o.name,
+                    o.width,
+                    o.labels.len()
+                ));
+            }
+            for label in &o.labels {
+                parse(label).map_err(|e| format!("output {}: label {e}", o.name))?;
+            }
+        }
+        Ok(())
     }
 
     /// Encode a structured report into the model's report vector.

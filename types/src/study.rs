@@ -49,6 +49,24 @@ impl Study {
             Study::Ultrasound => "ln_metastasis",
         }
     }
+
+    /// The protocol's eligibility criteria, in the order `submit` applies
+    /// them (`docs/submission.md`); a case records the first it fails.
+    pub fn eligibility_criteria(self) -> &'static [&'static str] {
+        match self {
+            Study::Cytology => &["no_confirmed_origin", "unsupported_origin"],
+            Study::Ultrasound => &[
+                "age_out_of_range",
+                "not_first_diagnosis",
+                "no_ln_dissection",
+                "prior_thyroid_surgery",
+                "concurrent_tumour",
+                "special_population",
+                "nodule_not_fully_visualised",
+                "multiple_lesions",
+            ],
+        }
+    }
 }
 
 impl fmt::Display for Study {

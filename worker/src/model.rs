@@ -255,7 +255,7 @@ fn check_card(card: &ModelCard) -> Result<(), WorkerError> {
             score.labels.len()
         ));
     }
-    Ok(())
+    card.check_category_heads().or_else(fail)
 }
 
 /// The graph's inputs and outputs must be the card's, with compatible shapes.

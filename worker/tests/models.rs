@@ -147,14 +147,20 @@ fn ptc_reference_cases_give_the_recorded_outputs() {
             .assign(&ndarray::ArrayView1::from(&encoded));
     }
     let out = model.run(batch.view(), Some(reports.view())).expect("runs");
-    assert_eq!(out.len(), 2);
+    assert_eq!(out.len(), 3);
     assert_eq!(out[0].shape(), [inputs.len(), 1]);
-    assert_eq!(out[1].shape(), [inputs.len(), 4]);
+    assert_eq!(out[1].shape(), [inputs.len(), 7], "pT: T1a … T4b");
+    assert_eq!(out[2].shape(), [inputs.len(), 3], "pN: N0, N1a, N1b");
     assert_close(&out[0], &json_matrix(&refs["outputs"]["prob"]), "prob");
     assert_close(
         &out[1],
-        &softmax(&json_matrix(&refs["outputs"]["stage_logits"])),
-        "stage (softmax of logits)",
+        &softmax(&json_matrix(&refs["outputs"]["t_logits"])),
+        "pT (softmax of logits)",
+    );
+    assert_close(
+        &out[2],
+        &softmax(&json_matrix(&refs["outputs"]["n_logits"])),
+        "pN (softmax of logits)",
     );
 }
 

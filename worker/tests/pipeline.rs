@@ -249,7 +249,7 @@ async fn the_multimodal_model_gets_each_cases_report() {
 
     for (partial, report) in result.cases[..2].iter().zip([&report_a, &report_b]) {
         assert_eq!(partial.tiles_ok, 1);
-        assert_eq!(partial.heads.len(), 2, "score and stage heads");
+        assert_eq!(partial.heads.len(), 3, "score, pT and pN heads");
         let want = means(&model_outputs(
             &model,
             &fx.runtime,
@@ -258,11 +258,13 @@ async fn the_multimodal_model_gets_each_cases_report() {
         ));
         let got: Vec<Vec<f64>> = partial.heads.iter().map(|h| h.mean(1)).collect();
         assert_means_close(&got, &want, 1e-6, &partial.case_id);
-        let stage_sum: f64 = got[1].iter().sum();
-        assert!(
-            (stage_sum - 1.0).abs() < 1e-5,
-            "stage logits are soft-maxed: {stage_sum}"
-        );
+        for head in &got[1..] {
+            let sum: f64 = head.iter().sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-5,
+                "pT and pN logits are soft-maxed: {sum}"
+            );
+        }
     }
     assert_ne!(
         result.cases[0].heads, result.cases[1].heads,

@@ -1,8 +1,11 @@
 //! predictions.csv: one row per predicted case, in the schema of
 //! `shared/spec/results-format.md` (binary: `score`; multi-class:
-//! `score_<class>`), with the clinical covariates, stages and readers the
-//! manifests carry.
+//! `score_<class>`), with the clinical covariates and readers the manifests
+//! carry, and for a model with pT and pN heads the pathological and
+//! predicted pT, pN and AJCC 8 stage group (the predicted group derived from
+//! age, predicted pT and pN, and the recorded M, else M0).
 
+use nodal_types::ajcc::{self, Category, DistantMetastasis, PrimaryTumour, RegionalNodes};
 use nodal_types::manifest::Case;
 use nodal_types::study::Task;
 use std::collections::BTreeSet;
@@ -16,9 +19,26 @@ const RESERVED: &[&str] = &[
     "label",
     "score",
     "predicted",
+    "t_true",
+    "t_pred",
+    "n_true",
+    "n_pred",
     "stage_true",
     "stage_pred",
     "n_tiles",
+    // Written as t_true and n_true.
+    "pt",
+    "pn",
+];
+
+/// The pathological-TNM columns, in the order they are written.
+const TNM_COLUMNS: [&str; 6] = [
+    "t_true",
+    "t_pred",
+    "n_true",
+    "n_pred",
+    "stage_true",
+    "stage_pred",
 ];
 
 /// One predicted case.
@@ -34,8 +54,10 @@ pub struct PredictionRow<'a> {
     pub case: &'a Case,
     /// Case-level probabilities of the score output (one per class; binary: one).
     pub scores: Vec<f64>,
-    /// Case-level stage probabilities, when the model predicts a stage.
-    pub stage_probs: Option<Vec<f64>>,
+    /// Case-level pT probabilities, when the model has a pT head.
+    pub t_probs: Option<Vec<f64>>,
+    /// Case-level pN probabilities, when the model has a pN head.
+    pub n_probs: Option<Vec<f64>>,
     /// Tiles that contributed.
     pub tiles: u64,
 }
@@ -47,8 +69,10 @@ pub struct PredictionSchema<'a> {
     pub task: Task,
     /// Class names (multi-class), in score order.
     pub classes: &'a [String],
-    /// Stage labels, in stage-output order, when the model predicts a stage.
-    pub stages: Option<&'a [String]>,
+    /// pT labels in output order, when the model has a pT head.
+    pub t_labels: Option<&'a [String]>,
+    /// pN labels in output order, when the model has a pN head.
+    pub n_labels: Option<&'a [String]>,
 }
 
 /// Render predictions.csv. Scores are written with 8 decimals.
@@ -65,7 +89,13 @@ pub fn to_csv(
         .iter()
         .flat_map(|r| r.case.readers.keys().map(String::as_str))
         .collect();
-    let with_stage = schema.stages.is_some() || rows.iter().any(|r| r.case.stage.is_some());
+    let with_tnm = schema.t_labels.is_some()
+        || schema.n_labels.is_some()
+        || rows.iter().any(|r| {
+            r.case.stage.is_some()
+                || r.case.clinical.contains_key("pt")
+                || r.case.clinical.contains_key("pn")
+        });
 
     let mut header: Vec<String> = ["case_id", "site", "archive_id", "split", "label"]
         .map(String::from)
@@ -77,8 +107,8 @@ pub fn to_csv(
             header.push("predicted".into());
         }
     }
-    if with_stage {
-        header.extend(["stage_true".to_string(), "stage_pred".to_string()]);
+    if with_tnm {
+        header.extend(TNM_COLUMNS.map(String::from));
     }
     header.push("n_tiles".into());
     header.extend(clinical.iter().map(|c| c.to_string()));
@@ -106,13 +136,26 @@ pub fn to_csv(
                 );
             }
         }
-        if with_stage {
-            rec.push(row.case.stage.clone().unwrap_or_default());
-            let pred = match (&row.stage_probs, schema.stages) {
-                (Some(p), Some(labels)) => argmax(p).and_then(|i| labels.get(i)).cloned(),
-                _ => None,
+        if with_tnm {
+            let predicted = |probs: &Option<Vec<f64>>, labels: Option<&[String]>| {
+                let (probs, labels) = (probs.as_ref()?, labels?);
+                argmax(probs).and_then(|i| labels.get(i)).cloned()
             };
-            rec.push(pred.unwrap_or_default());
+            let t_pred = predicted(&row.t_probs, schema.t_labels);
+            let n_pred = predicted(&row.n_probs, schema.n_labels);
+            let stage_pred = derived_stage(row.case, t_pred.as_deref(), n_pred.as_deref());
+            let clinical = |column: &str| row.case.clinical.get(column).cloned();
+            rec.extend(
+                [
+                    clinical("pt"),
+                    t_pred,
+                    clinical("pn"),
+                    n_pred,
+                    row.case.stage.clone(),
+                    stage_pred,
+                ]
+                .map(Option::unwrap_or_default),
+            );
         }
         rec.push(row.tiles.to_string());
         rec.extend(
@@ -128,6 +171,20 @@ pub fn to_csv(
         w.write_record(&rec)?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+/// The AJCC 8 stage group from the case's age, the predicted pT and pN, and
+/// the recorded M (`m`), M0 when it is not recorded; `None` when the age or
+/// a category is missing or not one AJCC knows.
+fn derived_stage(case: &Case, t: Option<&str>, n: Option<&str>) -> Option<String> {
+    let age: u32 = case.clinical.get("age")?.parse().ok()?;
+    let t = PrimaryTumour::parse(t?).ok()?;
+    let n = RegionalNodes::parse(n?).ok()?;
+    let m = match case.clinical.get("m") {
+        Some(m) => DistantMetastasis::parse(m).ok()?,
+        None => DistantMetastasis::M0,
+    };
+    Some(ajcc::dtc_stage(age, t, n, m).as_str().to_string())
 }
 
 /// A probability with 8 decimals, clamped to [0, 1].
@@ -181,13 +238,15 @@ mod tests {
             archive_id: "cy-a.1",
             case: &c,
             scores: vec![0.25, 0.75],
-            stage_probs: None,
+            t_probs: None,
+            n_probs: None,
             tiles: 3,
         }];
         let schema = PredictionSchema {
             task: Task::Multiclass,
             classes: &classes,
-            stages: None,
+            t_labels: None,
+            n_labels: None,
         };
         let text = String::from_utf8(to_csv(&schema, &rows).unwrap()).unwrap();
         assert_eq!(
@@ -197,29 +256,60 @@ mod tests {
         );
     }
 
-    #[test]
-    fn binary_rows_carry_score_and_stages() {
-        let stages = vec!["I".to_string(), "II".to_string()];
-        let c = case("1", Some("II"));
+    fn binary_row(c: &Case, t: Vec<f64>, n: Vec<f64>) -> String {
+        let t_labels = PrimaryTumour::labels();
+        let n_labels = RegionalNodes::labels();
         let rows = vec![PredictionRow {
             case_id: "X".into(),
             site: "us-a",
             archive_id: "us-a.1",
-            case: &c,
+            case: c,
             scores: vec![0.6],
-            stage_probs: Some(vec![0.7, 0.3]),
+            t_probs: Some(t),
+            n_probs: Some(n),
             tiles: 1,
         }];
         let schema = PredictionSchema {
             task: Task::Binary,
             classes: &[],
-            stages: Some(&stages),
+            t_labels: Some(&t_labels),
+            n_labels: Some(&n_labels),
         };
-        let text = String::from_utf8(to_csv(&schema, &rows).unwrap()).unwrap();
-        assert!(text.starts_with(
-            "case_id,site,archive_id,split,label,score,stage_true,stage_pred,n_tiles,age,sex,"
-        ));
-        assert!(text.contains("\nX,us-a,us-a.1,validation,1,0.60000000,II,I,1,61,F,lung\n"));
+        String::from_utf8(to_csv(&schema, &rows).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn binary_rows_carry_score_tnm_and_the_derived_stage() {
+        let mut c = case("1", Some("II"));
+        c.clinical.insert("pt".into(), "T2".into());
+        c.clinical.insert("pn".into(), "N1a".into());
+        // Age 61, predicted T3a N0, M not recorded (M0): stage II.
+        let t = vec![0.1, 0.1, 0.2, 0.4, 0.1, 0.05, 0.05];
+        let text = binary_row(&c, t.clone(), vec![0.5, 0.3, 0.2]);
+        assert!(
+            text.starts_with(
+                "case_id,site,archive_id,split,label,score,t_true,t_pred,n_true,n_pred,stage_true,stage_pred,n_tiles,age,sex,reader_pathologist1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\nX,us-a,us-a.1,validation,1,0.60000000,T2,T3a,N1a,N0,II,II,1,61,F,lung\n"
+            ),
+            "{text}"
+        );
+        // A recorded M1 makes it IVB; a patient under 55 with M1 is II.
+        c.clinical.insert("m".into(), "M1".into());
+        assert!(
+            binary_row(&c, t.clone(), vec![0.5, 0.3, 0.2]).contains(",N1a,N0,II,IVB,1,61,M1,F,")
+        );
+        c.clinical.insert("age".into(), "40".into());
+        assert!(
+            binary_row(&c, t.clone(), vec![0.5, 0.3, 0.2]).contains(",N1a,N0,II,II,1,40,M1,F,")
+        );
+        // An M the table does not know leaves the derived stage empty.
+        c.clinical.insert("m".into(), "MX".into());
+        assert!(binary_row(&c, t, vec![0.5, 0.3, 0.2]).contains(",N1a,N0,II,,1,40,MX,F,"));
     }
 
     #[test]

@@ -174,12 +174,12 @@ pub fn build_outputs(
         .outputs
         .iter()
         .position(|o| o.role == OutputRole::Score);
-    let stage_head = run
-        .card
-        .outputs
-        .iter()
-        .position(|o| o.role == OutputRole::Stage);
-    let stage_labels = stage_head.map(|i| run.card.outputs[i].labels.clone());
+    let head = |role| run.card.outputs.iter().position(|o| o.role == role);
+    let (t_head, n_head) = (
+        head(OutputRole::PrimaryTumour),
+        head(OutputRole::RegionalNodes),
+    );
+    let labels = |h: Option<usize>| h.map(|i| run.card.outputs[i].labels.as_slice());
     let ids = DisplayIds::new(run.manifests);
     let mut rows = Vec::new();
     let mut case_failures = Vec::new();
@@ -244,7 +244,8 @@ pub fn build_outputs(
                 archive_id: &manifest.archive_id,
                 case,
                 scores,
-                stage_probs: stage_head.map(head_values),
+                t_probs: t_head.map(head_values),
+                n_probs: n_head.map(head_values),
                 tiles: part.tiles_ok,
             });
         }
@@ -296,7 +297,8 @@ pub fn build_outputs(
     let schema = PredictionSchema {
         task: run.card.task,
         classes: &run.card.classes,
-        stages: stage_labels.as_deref(),
+        t_labels: labels(t_head),
+        n_labels: labels(n_head),
     };
     let predictions_csv =
         predictions::to_csv(&schema, &rows).map_err(|e| FinalizeError::Render {

@@ -19,7 +19,9 @@ from . import tiles as stored
 from .tiles import encode_report  # noqa: F401  (the training script's report encoder)
 
 CYTOLOGY_CLASSES = ["lung", "breast", "thyroid", "nasopharynx", "oesophagus", "stomach", "colorectum", "other"]
-STAGES = ["I", "II", "III", "IV"]
+# AJCC 8 categories of the ptc-ln heads (nodal_types::ajcc spells them the same).
+T_CATEGORIES = ["T1a", "T1b", "T2", "T3a", "T3b", "T4a", "T4b"]
+N_CATEGORIES = ["N0", "N1a", "N1b"]
 
 
 def manifests(store: str, study: str):
@@ -105,10 +107,11 @@ class UltrasoundCase:
     case_id: str
     split: str
     label: int
-    stage: int  # index into STAGES, -1 when unknown
+    t: int  # index into T_CATEGORIES, -1 when unknown
+    n: int  # index into N_CATEGORIES, -1 when unknown
     report: dict
     tile: np.ndarray  # uint8 [224,224,3], the stored whole-image tile decoded
-    key: str = ""
+    tile_ref: dict = field(default_factory=dict)  # the manifest's entry of the stored tile
 
 
 def load_ultrasound(store: str, split: str):
@@ -119,9 +122,10 @@ def load_ultrasound(store: str, split: str):
             if c["split"] != split or c["label"] not in ("0", "1") or not runnable(c):
                 continue
             first = stored.case_tiles(c)[0]
-            key = first["name"]
             tile = stored.read_tile(stored.read_stored(store, m["archive_id"], first))
-            stage = STAGES.index(c["stage"]) if c["stage"] in STAGES else -1
-            cases.append(UltrasoundCase(m["site"], m["archive_id"], c["case_id"], split, int(c["label"]), stage,
-                                        c["report"], tile, key))
+            clinical = c["clinical"]
+            t = T_CATEGORIES.index(clinical["pt"]) if clinical.get("pt") in T_CATEGORIES else -1
+            n = N_CATEGORIES.index(clinical["pn"]) if clinical.get("pn") in N_CATEGORIES else -1
+            cases.append(UltrasoundCase(m["site"], m["archive_id"], c["case_id"], split, int(c["label"]), t, n,
+                                        c["report"], tile, first))
     return cases

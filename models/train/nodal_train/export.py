@@ -4,6 +4,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from . import net
 from .net import CYTOLOGY_ARCH, PTC_ARCH
 
 OPSET = 17
@@ -71,9 +72,11 @@ def ptc_model(params, report_width):
     joined = g.node("Concat", [feats, "report"], "joined", axis=1)
     hidden = g.node("Relu", [g.gemm(joined, params["hidden"], "hidden")], "hidden_relu")
     g.node("Sigmoid", [g.gemm(hidden, params["prob"], "prob_logit")], "prob")
-    g.gemm(hidden, params["stage"], "stage_logits")
+    g.gemm(hidden, params["t"], "t_logits")
+    g.gemm(hidden, params["n"], "n_logits")
     return g.model("ptc-ln", [_image_input(),
                               helper.make_tensor_value_info("report", TensorProto.FLOAT, ["N", report_width])],
                    [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", 1]),
-                    helper.make_tensor_value_info("stage_logits", TensorProto.FLOAT, ["N", 4])],
-                   "nodal ptc-ln: lymph-node metastasis and pTNM stage from ultrasound + report")
+                    helper.make_tensor_value_info("t_logits", TensorProto.FLOAT, ["N", net.PTC_T_WIDTH]),
+                    helper.make_tensor_value_info("n_logits", TensorProto.FLOAT, ["N", net.PTC_N_WIDTH])],
+                   "nodal ptc-ln: lymph-node metastasis, pT and pN from ultrasound + report")

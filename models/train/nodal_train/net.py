@@ -9,6 +9,8 @@ import numpy as np
 CYTOLOGY_ARCH = [(3, 24, 4, 4, 0, True), (24, 48, 3, 1, 1, True), (48, 64, 3, 1, 1, False)]
 PTC_ARCH = [(3, 16, 4, 4, 0, True), (16, 24, 3, 1, 1, True), (24, 32, 3, 1, 1, False)]
 PTC_HIDDEN = 32
+PTC_T_WIDTH = 7  # AJCC 8 pT: T1a T1b T2 T3a T3b T4a T4b
+PTC_N_WIDTH = 3  # AJCC 8 pN: N0 N1a N1b
 
 
 def _conv_init(key, cin, cout, k):
@@ -28,14 +30,15 @@ def init_cytology(key, n_classes):
 
 
 def init_ptc(key, report_width):
-    keys = jax.random.split(key, len(PTC_ARCH) + 3)
+    keys = jax.random.split(key, len(PTC_ARCH) + 4)
     convs = [_conv_init(k, a[0], a[1], a[2]) for k, a in zip(keys, PTC_ARCH)]
     din = 2 * PTC_ARCH[-1][1] + report_width
     return {
         "convs": convs,
-        "hidden": _dense_init(keys[-3], din, PTC_HIDDEN),
-        "prob": _dense_init(keys[-2], PTC_HIDDEN, 1, gain=1.0),
-        "stage": _dense_init(keys[-1], PTC_HIDDEN, 4, gain=1.0),
+        "hidden": _dense_init(keys[-4], din, PTC_HIDDEN),
+        "prob": _dense_init(keys[-3], PTC_HIDDEN, 1, gain=1.0),
+        "t": _dense_init(keys[-2], PTC_HIDDEN, PTC_T_WIDTH, gain=1.0),
+        "n": _dense_init(keys[-1], PTC_HIDDEN, PTC_N_WIDTH, gain=1.0),
     }
 
 
@@ -64,7 +67,7 @@ def cytology_logits(params, x):
 def ptc_heads(params, x, report):
     f = features(params["convs"], PTC_ARCH, x, with_max=True)
     h = jax.nn.relu(dense(params["hidden"], jnp.concatenate([f, report], axis=1)))
-    return dense(params["prob"], h)[:, 0], dense(params["stage"], h)
+    return dense(params["prob"], h)[:, 0], dense(params["t"], h), dense(params["n"], h)
 
 
 def normalise(x_uint8_nhwc, mean, std):

@@ -38,8 +38,16 @@ pub struct AnalyzeArgs {
     pub references: Vec<(String, String)>,
     /// Binary task: stage categories in order, comma separated; default the stage
     /// labels sorted as text.
-    #[arg(long, value_delimiter = ',', value_name = "I,II,III,IV")]
+    #[arg(long, value_delimiter = ',', value_name = "I,II,III,IVA,IVB")]
     pub stage_order: Option<Vec<String>>,
+    /// Binary task: pT categories (`t_true`, `t_pred`) in order, comma separated;
+    /// default AJCC 8: T1a,T1b,T2,T3a,T3b,T4a,T4b.
+    #[arg(long, value_delimiter = ',', value_name = "T1a,…,T4b")]
+    pub t_order: Option<Vec<String>>,
+    /// Binary task: pN categories (`n_true`, `n_pred`) in order, comma separated;
+    /// default AJCC 8: N0,N1a,N1b.
+    #[arg(long, value_delimiter = ',', value_name = "N0,N1a,N1b")]
+    pub n_order: Option<Vec<String>>,
     /// Bootstrap replicates for percentile intervals (patients resampled within sites); 0 = none.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub bootstrap: usize,
@@ -79,6 +87,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         covariates: args.covariates,
         references: args.references,
         stage_order: args.stage_order,
+        t_order: args.t_order,
+        n_order: args.n_order,
         bootstrap: args.bootstrap,
         seed: args.seed,
     };

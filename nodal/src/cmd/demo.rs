@@ -311,12 +311,18 @@ fn headline(study: Study, dir: &Path) -> anyhow::Result<String> {
                     );
                 }
             }
-            if let Some(k) = m["stage_agreement"]["kappa_quadratic"].as_f64() {
-                line(
-                    &mut out,
-                    "stage agreement (quadratic kappa)",
-                    format!("{k:.3}"),
-                );
+            let components = [
+                ("stage_agreement", "stage group (derived), quadratic kappa"),
+                ("t_agreement", "pT, quadratic kappa"),
+                ("n_agreement", "pN, quadratic kappa"),
+            ];
+            for (key, what) in components {
+                let block = &m[key];
+                if block["kappa_quadratic_interval"].is_object() {
+                    line(&mut out, what, interval(&block["kappa_quadratic_interval"]));
+                } else if block["kappa_quadratic"].is_number() {
+                    line(&mut out, what, number(&block["kappa_quadratic"]));
+                }
             }
         }
         Study::Cytology => {

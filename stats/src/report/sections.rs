@@ -238,32 +238,41 @@ pub fn binary(m: &BinaryMetrics, j: &Value, p: &BinaryPredictions) -> Result<Str
     sites.push_str("</table><p class=\"note\">Sensitivity and specificity per site use the global threshold.</p>");
     html.push_str(&section("sites", "Per site", &sites));
 
-    if let Some(stage) = &m.stage_agreement {
-        let s = &j["stage_agreement"];
-        let mut content = format!(
-            "<p>Cases with both stages: {}. Weighted kappa (95 % CI, large-sample SE): linear {}, quadratic {}. Categories in order: {}.</p>",
-            mark(&["stage_agreement", "n"], num(&s["n"]), Style::Count),
-            interval(
-                &["stage_agreement", "kappa_linear_interval"],
-                &s["kappa_linear_interval"]
-            ),
-            interval(
-                &["stage_agreement", "kappa_quadratic_interval"],
-                &s["kappa_quadratic_interval"]
-            ),
-            escape(&stage.categories.join(" < "))
-        );
-        if !stage.categories.is_empty() {
+    let components = [
+        (
+            "stage_agreement",
+            &m.stage_agreement,
+            "Stage group",
+            "stage",
+        ),
+        ("t_agreement", &m.t_agreement, "pT", "pT"),
+        ("n_agreement", &m.n_agreement, "pN", "pN"),
+    ];
+    let mut content = String::new();
+    for (key, block, title, noun) in components {
+        let Some(block) = block else { continue };
+        let s = &j[key];
+        content.push_str(&format!(
+            "<h3>{title}</h3><p>Cases with both: {}; exact agreement {}. Weighted kappa (95 % CI, large-sample SE): linear {}, quadratic {}. Categories in order: {}.</p>",
+            mark(&[key, "n"], num(&s["n"]), Style::Count),
+            mark(&[key, "accuracy"], num(&s["accuracy"]), Style::Decimal3),
+            interval(&[key, "kappa_linear_interval"], &s["kappa_linear_interval"]),
+            interval(&[key, "kappa_quadratic_interval"], &s["kappa_quadratic_interval"]),
+            escape(&block.categories.join(" < "))
+        ));
+        if !block.categories.is_empty() {
             let svg = heat_map(
-                "Stage: pathological vs predicted",
-                &stage.categories,
-                &stage.matrix,
-                "Predicted stage",
-                "Pathological stage",
+                &format!("{title}: pathological vs predicted"),
+                &block.categories,
+                &block.matrix,
+                &format!("Predicted {noun}"),
+                &format!("Pathological {noun}"),
             )?;
-            content.push_str(&inline_svg(&svg, "stage agreement matrix"));
+            content.push_str(&inline_svg(&svg, &format!("{noun} agreement matrix")));
         }
-        html.push_str(&section("stage", "Stage agreement", &content));
+    }
+    if !content.is_empty() {
+        html.push_str(&section("stage", "Stage, pT and pN agreement", &content));
     }
 
     if !m.odds_ratios.is_empty() {

@@ -44,6 +44,8 @@ const SITES: [Site; 4] = [
 ];
 /// Share of cases planted with an unsupported origin.
 const INELIGIBLE_RATE: f64 = 0.01;
+/// Share of cases planted with no clinical or pathological evidence of their origin.
+const UNCONFIRMED_RATE: f64 = 0.02;
 /// Share of images planted with a defect.
 const DEFECT_RATE: f64 = 0.02;
 /// Share of validation cases the two pathologists read.
@@ -87,6 +89,21 @@ pub(crate) fn generate(ctx: &StudyCtx) -> Result<StudyOutput, SynthError> {
         .enumerate()
         .flat_map(|(s, &n)| (0..n).map(move |i| (s, i)))
         .collect();
+    // Unconfirmed origins go to cases planted with nothing else, so each
+    // planted case fails exactly one check.
+    let clean: Vec<CaseKey> = keys
+        .iter()
+        .copied()
+        .filter(|&(s, i)| {
+            !excluded.contains(&(s, i))
+                && (0..images[s][i]).all(|k| !defects.contains_key(&(s, i, k)))
+        })
+        .collect();
+    let unconfirmed = plan::pick_among(
+        &mut plan_rng,
+        &clean,
+        alloc::planted_count(UNCONFIRMED_RATE, ctx.cases, 1),
+    );
     let cases = keys
         .par_iter()
         .map(|&(s, i)| {
@@ -94,8 +111,11 @@ pub(crate) fn generate(ctx: &StudyCtx) -> Result<StudyOutput, SynthError> {
                 ctx,
                 (s, i),
                 images[s][i],
-                ineligible.get(&(s, i)).copied(),
-                &defects,
+                Planted {
+                    unsupported: ineligible.get(&(s, i)).copied(),
+                    unconfirmed: unconfirmed.contains(&(s, i)),
+                    defects: &defects,
+                },
             );
             (ctx.on_case)();
             out
@@ -157,13 +177,27 @@ struct CaseOut {
     planted: Vec<PlantedRow>,
 }
 
+/// What the plan planted in one case.
+struct Planted<'a> {
+    /// An unsupported origin, by index into `record::UNSUPPORTED`.
+    unsupported: Option<usize>,
+    /// No evidence confirms the origin.
+    unconfirmed: bool,
+    /// The study's planted image defects.
+    defects: &'a BTreeMap<ImageKey, QcReason>,
+}
+
 fn make_case(
     ctx: &StudyCtx,
     (s, i): CaseKey,
     n_images: usize,
-    unsupported: Option<usize>,
-    defects: &BTreeMap<ImageKey, QcReason>,
+    planted_here: Planted<'_>,
 ) -> Result<CaseOut, SynthError> {
+    let Planted {
+        unsupported,
+        unconfirmed,
+        defects,
+    } = planted_here;
     let site = SITES[s];
     let mut rng = seed::stream(
         ctx.seed,
@@ -194,6 +228,22 @@ fn make_case(
             kind: "ineligible:unsupported_origin".to_string(),
         });
     }
+    // A stream of its own, so the rest of the record is what it was before the column.
+    let mut evidence_rng = seed::stream(
+        ctx.seed,
+        &[tag(), Purpose::Record as u64, s as u64, i as u64, 1],
+    );
+    let origin_evidence = if unconfirmed {
+        planted.push(PlantedRow {
+            site: site.name,
+            case_id: case_id.clone(),
+            image: String::new(),
+            kind: "ineligible:no_confirmed_origin".to_string(),
+        });
+        "none"
+    } else {
+        record::draw_evidence(&mut evidence_rng)
+    };
     for img in 0..n_images {
         let mut px_rng = seed::stream(
             ctx.seed,
@@ -249,6 +299,7 @@ fn make_case(
         postoperative_days: clin.postoperative_days,
         survival_months: clin.survival_months,
         origin: origin.name(),
+        origin_evidence,
         images: paths.join(";"),
         reader_pathologist1: readers[0],
         reader_pathologist2: readers[1],

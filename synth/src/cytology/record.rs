@@ -141,6 +141,7 @@ pub(crate) struct CytologyRow {
     pub postoperative_days: Option<u32>,
     pub survival_months: Option<f64>,
     pub origin: &'static str,
+    pub origin_evidence: &'static str,
     pub images: String,
     pub reader_pathologist1: Option<&'static str>,
     pub reader_pathologist2: Option<&'static str>,
@@ -315,6 +316,13 @@ pub(crate) fn path_type_text(ptype: PathType) -> &'static str {
 }
 
 /// Text form of a yes/no value.
+/// What confirmed a case's origin: histopathology of the primary, its
+/// immunohistochemistry, or clinical and imaging follow-up.
+pub(crate) fn draw_evidence(rng: &mut impl Rng) -> &'static str {
+    const EVIDENCE: [&str; 3] = ["histopathology", "immunohistochemistry", "clinical"];
+    EVIDENCE[weighted(rng, &[0.6, 0.25, 0.15])]
+}
+
 pub(crate) fn yn(b: bool) -> &'static str {
     yes_no(b)
 }

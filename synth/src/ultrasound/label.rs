@@ -1,6 +1,7 @@
 //! The label model: `ln_metastasis` is drawn from a logistic model of the
 //! case's covariates, report features and an image-only latent feature;
-//! the pTNM stage follows from age, tumour extent and nodal status.
+//! metastatic cases reach the lateral compartment (N1b) with a probability
+//! of their own. The stage group follows from age and TNM (`nodal_types::ajcc`).
 
 use crate::summary::{Coefficient, LabelModel};
 
@@ -62,32 +63,14 @@ pub(crate) fn model() -> LabelModel {
     }
 }
 
-/// Primary tumour extent (AJCC 8th edition, thyroid).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum TCategory {
-    /// ≤ 20 mm, within the thyroid.
-    T1,
-    /// 20–40 mm, within the thyroid.
-    T2,
-    /// > 40 mm, or gross extension into strap muscles.
-    T3,
-    /// Invasion of larynx, trachea, oesophagus or recurrent nerve.
-    T4a,
-    /// Invasion of prevertebral fascia or encasing vessels.
-    T4b,
-}
+/// Intercept of P(N1b | N1), the lateral share of node-positive cases.
+const LATERAL_INTERCEPT: f64 = -1.1;
 
-/// pTNM stage (AJCC 8th edition, differentiated thyroid cancer).
-pub(crate) fn stage(age: u32, t: TCategory, n1: bool, m1: bool) -> &'static str {
-    if age < 55 {
-        return if m1 { "II" } else { "I" };
-    }
-    match (t, n1, m1) {
-        (_, _, true) | (TCategory::T4b, _, _) => "IV",
-        (TCategory::T4a, _, _) => "III",
-        (TCategory::T3, _, _) | (_, true, _) => "II",
-        _ => "I",
-    }
+/// Probability that a node-positive case's metastases reach the lateral
+/// compartment (N1b rather than N1a): higher for upper-pole and larger tumours.
+pub(crate) fn lateral_probability(upper_pole: bool, diameter_mm: f64) -> f64 {
+    let eta = LATERAL_INTERCEPT + if upper_pole { 0.9 } else { 0.0 } + 0.06 * (diameter_mm - 11.0);
+    1.0 / (1.0 + (-eta).exp())
 }
 
 #[cfg(test)]
@@ -95,13 +78,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stage_follows_ajcc_age_rule() {
-        assert_eq!(stage(40, TCategory::T4a, true, false), "I");
-        assert_eq!(stage(40, TCategory::T1, true, true), "II");
-        assert_eq!(stage(60, TCategory::T1, false, false), "I");
-        assert_eq!(stage(60, TCategory::T2, true, false), "II");
-        assert_eq!(stage(60, TCategory::T4a, false, false), "III");
-        assert_eq!(stage(60, TCategory::T1, false, true), "IV");
+    fn lateral_share_rises_with_upper_pole_and_size() {
+        assert!(lateral_probability(true, 11.0) > lateral_probability(false, 11.0));
+        assert!(lateral_probability(false, 30.0) > lateral_probability(false, 11.0));
+        assert!((0.2..0.3).contains(&lateral_probability(false, 11.0)));
     }
 
     #[test]

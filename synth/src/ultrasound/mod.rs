@@ -11,6 +11,7 @@ use crate::plan::{self, CaseKey, ImageKey, Site};
 use crate::seed::{self, Purpose};
 use crate::summary::{SiteSummary, StudySummary};
 use crate::{PlantedRow, StudyCtx, StudyOutput, SynthError, alloc, output, rel, under};
+use nodal_types::ajcc::{Category, DistantMetastasis, RegionalNodes, StageGroup};
 use nodal_types::manifest::QcReason;
 use nodal_types::study::Study;
 use rand::Rng;
@@ -41,8 +42,8 @@ const SITES: [Site; 4] = [
         train_fraction: 0.0,
     },
 ];
-/// Share of cases planted as ineligible.
-const INELIGIBLE_RATE: f64 = 0.04;
+/// Share of cases planted as ineligible (spread evenly over the criteria).
+const INELIGIBLE_RATE: f64 = 0.06;
 /// Share of frames planted with a defect.
 const DEFECT_RATE: f64 = 0.02;
 
@@ -214,12 +215,18 @@ fn make_case(
         ln_dissection: yn(case.ln_dissection),
         prior_thyroid_surgery: yn(case.prior_thyroid_surgery),
         concurrent_tumour: yn(case.concurrent_tumour),
+        special_population: case.special_population,
+        nodule_fully_visualised: yn(case.nodule_fully_visualised),
+        multiple_lesions: yn(case.multiple_lesions),
         location: case.pole.as_str(),
         max_diameter_mm: case.diameter_mm,
         multifocal: yn(case.multifocal),
         hashimoto: yn(case.hashimoto),
         ln_metastasis: case.metastasis.map(u8::from),
-        stage: case.stage,
+        pt: case.pt.as_str(),
+        pn: case.pn.map(RegionalNodes::as_str),
+        m: case.m_recorded.map(DistantMetastasis::as_str),
+        stage: case.stage.map(StageGroup::as_str),
         image,
         report: report_path,
     };

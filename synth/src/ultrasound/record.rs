@@ -1,21 +1,30 @@
 //! Ultrasound case records: demographics, eligibility fields, the nodule's
 //! report features, the image-only latent, and the drawn label and stage.
 
-use super::label::{self, Covariates, TCategory};
+use super::label::{self, Covariates};
 use crate::output::round_to;
 use chrono::{Days, NaiveDate};
+use nodal_types::ajcc::{
+    self, DistantMetastasis, Extension, PrimaryTumour, RegionalNodes, StageGroup,
+};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use serde::Serialize;
 
 /// Eligibility criteria in the order `submit` checks them.
-pub(crate) const CRITERIA: [&str; 5] = [
+pub(crate) const CRITERIA: [&str; 8] = [
     "age_out_of_range",
     "not_first_diagnosis",
     "no_ln_dissection",
     "prior_thyroid_surgery",
     "concurrent_tumour",
+    "special_population",
+    "nodule_not_fully_visualised",
+    "multiple_lesions",
 ];
+
+/// `special_population` values of a planted special-population case.
+const SPECIAL_POPULATIONS: [&str; 2] = ["pregnancy", "lactation"];
 
 /// Nodule position along the lobe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +61,12 @@ pub(crate) struct UsCase {
     pub ln_dissection: bool,
     pub prior_thyroid_surgery: bool,
     pub concurrent_tumour: bool,
+    /// `none`, or the special population the patient belongs to.
+    pub special_population: &'static str,
+    /// Whether the whole nodule is in the frame.
+    pub nodule_fully_visualised: bool,
+    /// Whether the frame shows more than one distinct lesion.
+    pub multiple_lesions: bool,
     /// `left` or `right`; `None` for the isthmus.
     pub side: Option<&'static str>,
     pub pole: Pole,
@@ -67,10 +82,21 @@ pub(crate) struct UsCase {
     pub tirads: u8,
     /// Image-only feature, standard normal.
     pub latent: f64,
-    /// Drawn metastasis; `None` without lymph-node dissection.
+    /// Gross extrathyroidal extension (shown in the image; the report says only `extrathyroidal`).
+    pub extension: Extension,
+    /// A lateral-compartment lymph node in the frame: `Some(true)` abnormal,
+    /// `Some(false)` normal-looking, `None` not in view.
+    pub lateral_node: Option<bool>,
+    /// Drawn metastasis (pN1); `None` without lymph-node dissection.
     pub metastasis: Option<bool>,
-    /// pTNM stage; `None` without lymph-node dissection.
-    pub stage: Option<&'static str>,
+    /// Pathological pT.
+    pub pt: PrimaryTumour,
+    /// Pathological pN; `None` without lymph-node dissection.
+    pub pn: Option<RegionalNodes>,
+    /// M as the clinical record states it; `None` when not recorded.
+    pub m_recorded: Option<DistantMetastasis>,
+    /// AJCC 8 stage group from age and the true TNM; `None` without lymph-node dissection.
+    pub stage: Option<StageGroup>,
 }
 
 impl UsCase {
@@ -234,14 +260,34 @@ pub(crate) fn draw(rng: &mut impl Rng, criterion: Option<usize>) -> UsCase {
     let multifocal = rng.random_bool(0.3);
     let hashimoto = rng.random_bool(if male { 0.1 } else { 0.3 });
     let latent = gauss(rng);
+    let extension = if margin == "extrathyroidal" {
+        pick(
+            rng,
+            &[
+                (Extension::StrapMuscles, 0.7),
+                (Extension::Visceral, 0.25),
+                (Extension::Vascular, 0.05),
+            ],
+        )
+    } else {
+        Extension::None
+    };
+    let special_population = if criterion == Some(5) {
+        SPECIAL_POPULATIONS[rng.random_range(0..SPECIAL_POPULATIONS.len())]
+    } else {
+        "none"
+    };
     let mut case = UsCase {
         age,
-        male,
+        male: male && criterion != Some(5),
         exam_date,
         first_diagnosis: criterion != Some(1),
         ln_dissection: criterion != Some(2),
         prior_thyroid_surgery: criterion == Some(3),
         concurrent_tumour: criterion == Some(4),
+        special_population,
+        nodule_fully_visualised: criterion != Some(6),
+        multiple_lesions: criterion == Some(7),
         side,
         pole,
         diameter_mm,
@@ -261,30 +307,41 @@ pub(crate) fn draw(rng: &mut impl Rng, criterion: Option<usize>) -> UsCase {
             calcification,
         ),
         latent,
+        extension,
+        lateral_node: None,
         metastasis: None,
+        pt: PrimaryTumour::from_extent(diameter_mm, extension),
+        pn: None,
+        m_recorded: None,
         stage: None,
     };
     let n1 = rng.random_bool(label::probability(&case.covariates()));
-    let t = if margin == "extrathyroidal" {
-        pick(
-            rng,
-            &[
-                (TCategory::T3, 0.7),
-                (TCategory::T4a, 0.25),
-                (TCategory::T4b, 0.05),
-            ],
-        )
-    } else if diameter_mm <= 20.0 {
-        TCategory::T1
-    } else if diameter_mm <= 40.0 {
-        TCategory::T2
+    let n = if !n1 {
+        RegionalNodes::N0
+    } else if rng.random_bool(label::lateral_probability(pole == Pole::Upper, diameter_mm)) {
+        RegionalNodes::N1b
     } else {
-        TCategory::T3
+        RegionalNodes::N1a
     };
-    let m1 = rng.random_bool(if n1 { 0.05 } else { 0.01 });
+    // An involved lateral node is in view in most N1b frames; a normal one sometimes.
+    case.lateral_node = match n {
+        RegionalNodes::N1b => rng.random_bool(0.75).then_some(true),
+        _ => rng.random_bool(0.25).then_some(false),
+    };
+    let m = if rng.random_bool(match n {
+        RegionalNodes::N0 => 0.01,
+        RegionalNodes::N1a => 0.04,
+        RegionalNodes::N1b => 0.08,
+    }) {
+        DistantMetastasis::M1
+    } else {
+        DistantMetastasis::M0
+    };
+    case.m_recorded = rng.random_bool(0.85).then_some(m);
     if case.ln_dissection {
         case.metastasis = Some(n1);
-        case.stage = Some(label::stage(age, t, n1, m1));
+        case.pn = Some(n);
+        case.stage = Some(ajcc::dtc_stage(age, case.pt, n, m));
     }
     case
 }
@@ -320,11 +377,17 @@ pub(crate) struct UltrasoundRow {
     pub ln_dissection: &'static str,
     pub prior_thyroid_surgery: &'static str,
     pub concurrent_tumour: &'static str,
+    pub special_population: &'static str,
+    pub nodule_fully_visualised: &'static str,
+    pub multiple_lesions: &'static str,
     pub location: &'static str,
     pub max_diameter_mm: f64,
     pub multifocal: &'static str,
     pub hashimoto: &'static str,
     pub ln_metastasis: Option<u8>,
+    pub pt: &'static str,
+    pub pn: Option<&'static str>,
+    pub m: Option<&'static str>,
     pub stage: Option<&'static str>,
     pub image: String,
     pub report: String,
@@ -376,11 +439,49 @@ mod tests {
     }
 
     #[test]
+    fn tnm_and_stage_in_realistic_proportions() {
+        let cases = sample(20_000);
+        let share = |f: &dyn Fn(&UsCase) -> bool| {
+            cases.iter().filter(|c| f(c)).count() as f64 / cases.len() as f64
+        };
+        let t1 = share(&|c| c.pt <= PrimaryTumour::T1b);
+        assert!((0.7..0.95).contains(&t1), "T1 share {t1}");
+        let t4 = share(&|c| c.pt >= PrimaryTumour::T4a);
+        assert!((0.005..0.05).contains(&t4), "T4 share {t4}");
+        let n1 = share(&|c| c.metastasis == Some(true));
+        let n1b = share(&|c| c.pn == Some(RegionalNodes::N1b));
+        assert!(
+            (0.2..0.4).contains(&(n1b / n1)),
+            "N1b among N1 {}",
+            n1b / n1
+        );
+        let m1 = share(&|c| c.m_recorded == Some(DistantMetastasis::M1));
+        assert!((0.005..0.05).contains(&m1), "recorded M1 {m1}");
+        let late = share(&|c| c.stage.is_some_and(|s| s >= StageGroup::III));
+        assert!((0.002..0.05).contains(&late), "stage III-IV {late}");
+        let lateral_seen = cases
+            .iter()
+            .filter(|c| c.pn == Some(RegionalNodes::N1b))
+            .filter(|c| c.lateral_node == Some(true))
+            .count() as f64
+            / (n1b * cases.len() as f64);
+        assert!((0.65..0.85).contains(&lateral_seen), "{lateral_seen}");
+    }
+
+    #[test]
     fn young_patients_are_stage_i_or_ii_and_planted_criteria_fail_alone() {
         for c in sample(3000) {
             if c.age < 55 {
-                assert!(matches!(c.stage, Some("I" | "II")), "{c:?}");
+                assert!(
+                    matches!(c.stage, Some(StageGroup::I | StageGroup::II)),
+                    "{c:?}"
+                );
             }
+            assert_eq!(c.metastasis, c.pn.map(RegionalNodes::is_metastatic));
+            assert_eq!(
+                c.pt == PrimaryTumour::T3b || c.pt >= PrimaryTumour::T4a,
+                c.margin == "extrathyroidal"
+            );
             assert_eq!(
                 c.tirads,
                 tirads(

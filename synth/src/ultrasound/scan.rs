@@ -1,11 +1,14 @@
 //! Rendering one colour-Doppler frame: B-mode anatomy with speckle, the
-//! nodule as the report describes it, the central-compartment lymph node
-//! that carries the image-only feature, colour flow, and screen overlays.
+//! nodule as the report describes it (with gross invasion where the case has
+//! it), the central-compartment lymph node that carries the image-only
+//! feature, a lateral node when one is in view, colour flow, and screen
+//! overlays.
 
 use super::record::{Pole, UsCase};
 use crate::canvas::{Blob, Canvas, Rgb, mix};
 use crate::font::draw_text;
 use crate::noise;
+use nodal_types::ajcc::Extension;
 use rand::Rng;
 use rand_distr::StandardNormal;
 use std::f32::consts::{PI, TAU};
@@ -87,7 +90,8 @@ pub(crate) fn render(case: &UsCase, machine: &Machine, blank: bool, rng: &mut im
     let nodule = place_nodule(case, rng);
     if !blank {
         anatomy(&mut c, case, rng);
-        lymph_node(&mut c, case, &nodule, rng);
+        lymph_nodes(&mut c, case, &nodule, rng);
+        invasion(&mut c, case, &nodule);
         paint_nodule(&mut c, case, &nodule, rng);
     }
     speckle(&mut c, machine, blank, rng);
@@ -378,17 +382,33 @@ fn paint_nodule(c: &mut Canvas, case: &UsCase, nodule: &Nodule, rng: &mut impl R
 }
 
 /// The central-compartment lymph node whose look follows the case's latent
-/// feature: higher latent → larger, rounder, brighter, hilum lost,
-/// cystic change and bright flecks.
-fn lymph_node(c: &mut Canvas, case: &UsCase, nodule: &Nodule, rng: &mut impl Rng) {
-    let s = 1.0 / (1.0 + (-1.3 * case.latent as f32).exp());
+/// feature, drawn below the thyroid on the side away from the nodule; and,
+/// when the case has one in view, a lateral-compartment node near the
+/// nodule's side (abnormal in most N1b frames).
+fn lymph_nodes(c: &mut Canvas, case: &UsCase, nodule: &Nodule, rng: &mut impl Rng) {
     let (x0, _, x1, y1) = field_rect();
-    let cx = if nodule.blob.cx > (x0 + x1) / 2.0 {
-        x0 + 85.0
+    let nodule_right = nodule.blob.cx > (x0 + x1) / 2.0;
+    let (near, far) = if nodule_right {
+        (x1 - 85.0, x0 + 85.0)
     } else {
-        x1 - 85.0
+        (x0 + 85.0, x1 - 85.0)
     };
-    let cy = y1 - 115.0 + 8.0 * gauss(rng);
+    let s = 1.0 / (1.0 + (-1.3 * case.latent as f32).exp());
+    lymph_node(c, (far, y1 - 115.0 + 8.0 * gauss(rng)), s, rng);
+    if let Some(abnormal) = case.lateral_node {
+        let s = if abnormal {
+            0.75 + 0.2 * rng.random::<f32>()
+        } else {
+            0.15 * rng.random::<f32>()
+        };
+        lymph_node(c, (near, y1 - 50.0 + 6.0 * gauss(rng)), s, rng);
+    }
+}
+
+/// One lymph node at `(cx, cy)` whose abnormality `s` (0–1) makes it
+/// larger, rounder, brighter, its hilum lost, with cystic change and bright
+/// flecks.
+fn lymph_node(c: &mut Canvas, (cx, cy): (f32, f32), s: f32, rng: &mut impl Rng) {
     let long = 34.0 + 28.0 * s;
     let short = long * (0.42 + 0.52 * s);
     let blob = Blob {
@@ -424,6 +444,45 @@ fn lymph_node(c: &mut Canvas, case: &UsCase, nodule: &Nodule, rng: &mut impl Rng
             grey(1.0),
             1.0,
         );
+    }
+}
+
+/// Gross invasion beyond the strap muscles: a tongue of tumour from the
+/// nodule's deep edge towards the deep structures (short for visceral
+/// invasion, reaching and cuffing the vessel for vascular invasion).
+fn invasion(c: &mut Canvas, case: &UsCase, nodule: &Nodule) {
+    let b = nodule.blob;
+    let (_, y0, _, _) = field_rect();
+    let level = grey(echo_level(case.echogenicity));
+    let from = (b.cx, b.cy + b.ry * 0.8);
+    match case.extension {
+        Extension::Visceral => {
+            c.line(
+                from,
+                (b.cx + 25.0, from.1 + 70.0),
+                b.rx.max(14.0) * 0.6,
+                level,
+                0.95,
+            );
+        }
+        Extension::Vascular => {
+            let vessel_y = y0 + 345.0;
+            c.line(
+                from,
+                (b.cx + 10.0, vessel_y),
+                b.rx.max(14.0) * 0.7,
+                level,
+                0.95,
+            );
+            c.line(
+                (b.cx - 70.0, vessel_y - 26.0),
+                (b.cx + 70.0, vessel_y - 24.0),
+                14.0,
+                level,
+                0.95,
+            );
+        }
+        Extension::None | Extension::StrapMuscles => {}
     }
 }
 
