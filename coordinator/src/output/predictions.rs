@@ -10,7 +10,8 @@ use nodal_types::manifest::Case;
 use nodal_types::study::Task;
 use std::collections::BTreeSet;
 
-/// Columns nodal writes itself; a clinical field of the same name is not repeated.
+/// Columns nodal writes itself, besides [`TNM_COLUMNS`]; a clinical field
+/// of the same name is not repeated.
 const RESERVED: &[&str] = &[
     "case_id",
     "site",
@@ -19,12 +20,6 @@ const RESERVED: &[&str] = &[
     "label",
     "score",
     "predicted",
-    "t_true",
-    "t_pred",
-    "n_true",
-    "n_pred",
-    "stage_true",
-    "stage_pred",
     "n_tiles",
     // Written as t_true and n_true.
     "pt",
@@ -83,7 +78,12 @@ pub fn to_csv(
     let clinical: BTreeSet<&str> = rows
         .iter()
         .flat_map(|r| r.case.clinical.keys().map(String::as_str))
-        .filter(|k| !RESERVED.contains(k) && !k.starts_with("score_") && !k.starts_with("reader_"))
+        .filter(|k| {
+            !RESERVED.contains(k)
+                && !TNM_COLUMNS.contains(k)
+                && !k.starts_with("score_")
+                && !k.starts_with("reader_")
+        })
         .collect();
     let readers: BTreeSet<&str> = rows
         .iter()

@@ -16,7 +16,7 @@ use nodal_types::manifest::QcReason;
 use nodal_types::study::Study;
 use rand::Rng;
 use rayon::prelude::*;
-use record::{CRITERIA, REPORT_SCHEMA, Report, UltrasoundRow};
+use record::{REPORT_SCHEMA, Report, UltrasoundRow};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The ultrasound centres: us-a trains the model, the others validate it.
@@ -59,7 +59,7 @@ pub(crate) fn generate(ctx: &StudyCtx) -> Result<StudyOutput, SynthError> {
         &mut plan_rng,
         &sizes,
         alloc::planted_count(INELIGIBLE_RATE, ctx.cases, 1),
-        CRITERIA.len(),
+        Study::Ultrasound.eligibility_criteria().len(),
     );
     let images: Vec<Vec<usize>> = sizes.iter().map(|&n| vec![1; n]).collect();
     let excluded: BTreeSet<CaseKey> = ineligible.keys().copied().collect();
@@ -150,6 +150,7 @@ fn make_case(
         &[tag(), Purpose::Record as u64, s as u64, i as u64],
     );
     let case_id = format!("{}-{:05}", site.name, i + 1);
+    let criterion = criterion.map(|c| Study::Ultrasound.eligibility_criteria()[c]);
     let case = record::draw(&mut rng, criterion);
     let train = rng.random_bool(site.train_fraction);
     let site_dir = ctx.site_dir(site.name);
@@ -194,7 +195,7 @@ fn make_case(
             site: site.name,
             case_id: case_id.clone(),
             image: String::new(),
-            kind: format!("ineligible:{}", CRITERIA[c]),
+            kind: format!("ineligible:{c}"),
         });
     }
     if let Some(kind) = defect {

@@ -11,18 +11,6 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use serde::Serialize;
 
-/// Eligibility criteria in the order `submit` checks them.
-pub(crate) const CRITERIA: [&str; 8] = [
-    "age_out_of_range",
-    "not_first_diagnosis",
-    "no_ln_dissection",
-    "prior_thyroid_surgery",
-    "concurrent_tumour",
-    "special_population",
-    "nodule_not_fully_visualised",
-    "multiple_lesions",
-];
-
 /// `special_population` values of a planted special-population case.
 const SPECIAL_POPULATIONS: [&str; 2] = ["pregnancy", "lactation"];
 
@@ -179,10 +167,12 @@ pub(crate) fn tirads(
     }
 }
 
-/// Draw a case; `criterion` (an index into [`CRITERIA`]) makes it fail exactly that one.
-pub(crate) fn draw(rng: &mut impl Rng, criterion: Option<usize>) -> UsCase {
+/// Draw a case; `failing` (a name of `Study::eligibility_criteria`) makes
+/// it fail exactly that criterion.
+pub(crate) fn draw(rng: &mut impl Rng, failing: Option<&str>) -> UsCase {
+    let fails = |criterion: &str| failing == Some(criterion);
     let mut age = (44.0 + 12.0 * gauss(rng)).round().clamp(18.0, 80.0) as u32;
-    if criterion == Some(0) {
+    if fails("age_out_of_range") {
         age = if rng.random_bool(0.5) {
             rng.random_range(14..18)
         } else {
@@ -272,22 +262,22 @@ pub(crate) fn draw(rng: &mut impl Rng, criterion: Option<usize>) -> UsCase {
     } else {
         Extension::None
     };
-    let special_population = if criterion == Some(5) {
+    let special_population = if fails("special_population") {
         SPECIAL_POPULATIONS[rng.random_range(0..SPECIAL_POPULATIONS.len())]
     } else {
         "none"
     };
     let mut case = UsCase {
         age,
-        male: male && criterion != Some(5),
+        male: male && !fails("special_population"),
         exam_date,
-        first_diagnosis: criterion != Some(1),
-        ln_dissection: criterion != Some(2),
-        prior_thyroid_surgery: criterion == Some(3),
-        concurrent_tumour: criterion == Some(4),
+        first_diagnosis: !fails("not_first_diagnosis"),
+        ln_dissection: !fails("no_ln_dissection"),
+        prior_thyroid_surgery: fails("prior_thyroid_surgery"),
+        concurrent_tumour: fails("concurrent_tumour"),
         special_population,
-        nodule_fully_visualised: criterion != Some(6),
-        multiple_lesions: criterion == Some(7),
+        nodule_fully_visualised: !fails("nodule_not_fully_visualised"),
+        multiple_lesions: fails("multiple_lesions"),
         side,
         pole,
         diameter_mm,
@@ -494,9 +484,9 @@ mod tests {
             );
         }
         let mut rng = seed::stream(1, &[]);
-        let c = draw(&mut rng, Some(2));
+        let c = draw(&mut rng, Some("no_ln_dissection"));
         assert!(!c.ln_dissection && c.first_diagnosis && c.metastasis.is_none());
-        let c = draw(&mut rng, Some(0));
+        let c = draw(&mut rng, Some("age_out_of_range"));
         assert!(c.age < 18 || c.age > 80);
     }
 }
