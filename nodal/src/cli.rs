@@ -27,6 +27,10 @@ pub enum Command {
     Analyze(crate::cmd::analyze::AnalyzeArgs),
     /// Run the coordinator service: plan runs, collect results, serve the API.
     Coordinator(crate::cmd::coordinator::CoordinatorArgs),
+    /// Start, list and follow runs, and download their results.
+    Run(crate::cmd::run::RunArgs),
+    /// List the archives on the coordinator (with cases, eligible cases, tiles).
+    Archives(crate::cmd::run::ArchivesArgs),
     /// Show a run's progress (or list runs).
     Status(crate::cmd::client::StatusArgs),
     /// Download a finished run's result files.
@@ -50,6 +54,8 @@ pub fn main() -> ExitCode {
         Command::Demo(_)
         | Command::Synth(_)
         | Command::Submit(_)
+        | Command::Run(_)
+        | Command::Archives(_)
         | Command::Status(_)
         | Command::Results(_)
         | Command::Bench(_) => "warn",
@@ -61,6 +67,8 @@ pub fn main() -> ExitCode {
         Command::Submit(args) => block_on(crate::cmd::submit::run(args)),
         Command::Analyze(args) => crate::cmd::analyze::run(args),
         Command::Coordinator(args) => block_on(crate::cmd::coordinator::run(args)),
+        Command::Run(args) => block_on(crate::cmd::run::run(args)),
+        Command::Archives(args) => block_on(crate::cmd::run::archives(args)),
         Command::Status(args) => block_on(crate::cmd::client::status(args)),
         Command::Results(args) => block_on(crate::cmd::client::results(args)),
         Command::Token(args) => crate::cmd::token::run(args),

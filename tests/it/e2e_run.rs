@@ -85,6 +85,12 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
                 )
                 .unwrap();
                 assert_eq!(all["threshold_source"], "own_youden");
+                // The stage group is derived from predicted pT and pN; all three agree with pathology.
+                for key in ["stage_agreement", "t_agreement", "n_agreement"] {
+                    assert!(metrics[key]["n"].as_u64().unwrap() > 0, "{key}: {metrics}");
+                }
+                let t_kappa = metrics["t_agreement"]["kappa_quadratic"].as_f64().unwrap();
+                assert!(t_kappa > 0.5, "pT quadratic kappa {t_kappa}");
                 let card_auc = card["held_out"]["auc"].as_f64().unwrap();
                 let (low, high) = (
                     metrics["auc"]["ci_low"].as_f64().unwrap(),
@@ -207,4 +213,80 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
         gets >= 1.0 && gets * 64.0 <= tiles_run as f64,
         "{gets} GETs for {tiles_run} tiles"
     );
+
+    operator_runs_a_site_from_the_command_line(&c);
+}
+
+/// `nodal archives`, `nodal run start --site … --watch`, `nodal run list`
+/// and `nodal run results`: a run from the command line, no curl.
+fn operator_runs_a_site_from_the_command_line(c: &Cluster) {
+    let env = vec![
+        ("NODAL_COORDINATOR".to_string(), c.api.clone()),
+        ("NODAL_TOKEN".to_string(), c.tokens["operator"].clone()),
+    ];
+    let nodal = |name: &str, args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut p = NodalProcess::spawn(name, c.dir.path(), &args, &env).unwrap();
+        let ok = p.wait_exit(Duration::from_secs(120)).unwrap().success();
+        assert!(ok, "nodal {}: {}\n{}", args.join(" "), p.output(), c.logs());
+        p.output()
+    };
+    let json_after = |text: &str, open: &str| -> serde_json::Value {
+        let start = text.find(open).expect("JSON in the output");
+        serde_json::from_str(&text[start..]).unwrap()
+    };
+    let listed = json_after(
+        &nodal("archives", &["archives", "--site", "us-b", "--json"]),
+        "[",
+    );
+    let archive = c.archives[&Study::Ultrasound]
+        .iter()
+        .find(|m| m.site == "us-b")
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["archive_id"], archive.archive_id.as_str());
+    assert_eq!(
+        listed[0]["cases"].as_u64(),
+        Some(archive.cases.len() as u64)
+    );
+
+    let started = nodal(
+        "run-start",
+        &[
+            "run",
+            "start",
+            "--model",
+            "ptc-ln",
+            "--site",
+            "us-b",
+            "--job-tiles",
+            "16",
+            "--watch",
+        ],
+    );
+    let run = started
+        .lines()
+        .find_map(|l| uuid::Uuid::parse_str(l.trim()).ok())
+        .expect("run start prints the run id")
+        .to_string();
+    assert!(started.contains("finished"), "{started}");
+
+    let runs = json_after(&nodal("run-list", &["run", "list", "--json"]), "[");
+    let shown = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == run.as_str())
+        .expect("run list shows the run");
+    assert_eq!(shown["state"], "finished");
+    assert_eq!(shown["archives"], serde_json::json!([archive.archive_id]));
+
+    let out = c.dir.path().join("results-cli");
+    nodal(
+        "run-results",
+        &["run", "results", &run, "--out", &out.display().to_string()],
+    );
+    let predictions = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
+    let failures = std::fs::read_to_string(out.join("failures.csv")).unwrap();
+    assert_every_case_once(std::slice::from_ref(archive), &predictions, &failures);
 }

@@ -1,5 +1,6 @@
 //! The analyst's and operator's side of the API: `nodal status` and
-//! `nodal results`, talking to a coordinator over HTTP.
+//! `nodal results` (also `nodal run status` and `nodal run results`), and
+//! the HTTP client `nodal run` and `nodal archives` share.
 
 use crate::args::ClientArgs;
 use anyhow::{Context, bail};
@@ -73,8 +74,30 @@ impl ApiClient {
     /// GET a JSON document; an error status becomes an error with the API's message.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self.get(path).await?;
-        let response = check(response, path).await?;
+        let response = check(response, &format!("GET {path}")).await?;
         Ok(response.json().await?)
+    }
+
+    /// POST a JSON body and read the JSON answer; an error status becomes an
+    /// error with the API's message.
+    pub async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<T> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.post(&url).json(body);
+        if let Some(t) = &self.token {
+            request = request.bearer_auth(t);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the coordinator at {}", self.base))?;
+        Ok(check(response, &format!("POST {path}"))
+            .await?
+            .json()
+            .await?)
     }
 
     /// GET raw bytes; `Ok(None)` on 404.
@@ -83,48 +106,34 @@ impl ApiClient {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        Ok(Some(check(response, path).await?.bytes().await?))
+        Ok(Some(
+            check(response, &format!("GET {path}"))
+                .await?
+                .bytes()
+                .await?,
+        ))
     }
 }
 
-async fn check(response: reqwest::Response, path: &str) -> anyhow::Result<reqwest::Response> {
+/// `what` is the request (`GET /runs`), named in the error.
+async fn check(response: reqwest::Response, what: &str) -> anyhow::Result<reqwest::Response> {
     if response.status().is_success() {
         return Ok(response);
     }
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     let message = body["error"].as_str().unwrap_or("no message").to_string();
-    bail!("GET {path}: {status}: {message}")
+    bail!("{what}: {status}: {message}")
 }
 
 /// Run `nodal status`.
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.client)?;
     let Some(run) = args.run else {
-        let runs: Vec<RunStatus> = client.get_json("/runs").await?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&runs)?);
-            return Ok(());
-        }
-        println!(
-            "{:<36}  {:<10}  {:>11}  {:<24}  created",
-            "run", "state", "tiles", "model"
-        );
-        for r in runs {
-            println!(
-                "{:<36}  {:<10}  {:>11}  {:<24}  {}",
-                r.run_id,
-                state_name(&r.state),
-                format!("{}/{}", r.tiles_done + r.tiles_failed, r.tiles_total),
-                r.model,
-                r.created_at.format("%Y-%m-%d %H:%M:%S")
-            );
-        }
-        return Ok(());
+        return list_runs(&client, args.json).await;
     };
-    let path = format!("/runs/{run}");
     if !args.watch {
-        let s: RunStatus = client.get_json(&path).await?;
+        let s: RunStatus = client.get_json(&format!("/runs/{run}")).await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&s)?);
         } else {
@@ -132,6 +141,36 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    watch(&client, &run).await
+}
+
+/// Print every run, newest first (a table, or JSON).
+pub async fn list_runs(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let runs: Vec<RunStatus> = client.get_json("/runs").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<10}  {:>11}  {:<24}  created",
+        "run", "state", "tiles", "model"
+    );
+    for r in runs {
+        println!(
+            "{:<36}  {:<10}  {:>11}  {:<24}  {}",
+            r.run_id,
+            state_name(&r.state),
+            format!("{}/{}", r.tiles_done + r.tiles_failed, r.tiles_total),
+            r.model,
+            r.created_at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    Ok(())
+}
+
+/// Follow `run` with a progress bar until it ends; an error if it failed.
+pub async fn watch(client: &ApiClient, run: &str) -> anyhow::Result<()> {
+    let path = format!("/runs/{run}");
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
