@@ -47,6 +47,14 @@ pub enum ThresholdSource {
 }
 
 impl ThresholdSource {
+    /// Every source.
+    pub const ALL: [ThresholdSource; 4] = [
+        ThresholdSource::Given,
+        ThresholdSource::TrainingSplit,
+        ThresholdSource::ModelCard,
+        ThresholdSource::MetricsFile,
+    ];
+
     /// The name in metrics.json.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -514,13 +514,8 @@ pub fn multiclass(
 /// Where the operating threshold came from, in words.
 fn threshold_origin(source: &str) -> &'static str {
     use crate::options::ThresholdSource;
-    [
-        ThresholdSource::Given,
-        ThresholdSource::TrainingSplit,
-        ThresholdSource::ModelCard,
-        ThresholdSource::MetricsFile,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == source)
-    .map_or("Youden's, chosen on these cases", ThresholdSource::describe)
+    ThresholdSource::ALL
+        .into_iter()
+        .find(|s| s.as_str() == source)
+        .map_or("Youden's, chosen on these cases", ThresholdSource::describe)
 }
