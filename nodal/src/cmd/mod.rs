@@ -6,6 +6,7 @@ pub mod bench;
 pub mod client;
 pub mod coordinator;
 pub mod demo;
+pub mod model;
 pub mod run;
 pub mod submit;
 pub mod synth;
