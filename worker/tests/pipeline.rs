@@ -15,7 +15,7 @@ fn cytology() -> TestModel {
     TestModel::shipped("cytology-origin")
 }
 
-/// The shipped multimodal model (image + report; score and stage heads).
+/// The shipped multimodal model (image + report; score, pT and pN heads).
 fn ptc() -> TestModel {
     TestModel::shipped("ptc-ln")
 }
