@@ -180,8 +180,9 @@ impl Model {
     }
 }
 
-/// Row-wise softmax, numerically stable.
-fn softmax_rows(mut a: Array2<f32>) -> Array2<f32> {
+/// Row-wise softmax, numerically stable: what the worker applies to
+/// outputs whose activation is `logits`.
+pub fn softmax_rows(mut a: Array2<f32>) -> Array2<f32> {
     for mut row in a.rows_mut() {
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         row.mapv_inplace(|v| (v - max).exp());

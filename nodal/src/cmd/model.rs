@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use ndarray::{Array2, Array4, Axis};
 use nodal_types::manifest::ReportValue;
 use nodal_types::model_card::{Activation, ModelCard};
-use nodal_worker::{Model, Runtime, preprocess};
+use nodal_worker::{Model, Runtime, model, preprocess};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -185,12 +185,12 @@ fn reference_batch(dir: &Path, card: &ModelCard) -> anyhow::Result<Option<Batch>
             serde_json::from_value(doc["jpeg_outputs"][&spec.name].clone())
                 .with_context(|| at(format!("jpeg_outputs.{} is not a matrix", spec.name)))?;
         let (n, m) = (rows.len(), rows.first().map_or(0, Vec::len));
-        let mut values = Array2::from_shape_vec((n, m), rows.into_iter().flatten().collect())
+        let values = Array2::from_shape_vec((n, m), rows.into_iter().flatten().collect())
             .with_context(|| at(format!("jpeg_outputs.{} is ragged", spec.name)))?;
-        if spec.activation == Activation::Logits {
-            softmax_rows(&mut values);
-        }
-        expected.push(values);
+        expected.push(match spec.activation {
+            Activation::Logits => model::softmax_rows(values),
+            Activation::Probabilities => values,
+        });
     }
     Ok(Some(Batch {
         images,
@@ -210,16 +210,6 @@ fn synthetic_batch(card: &ModelCard) -> Batch {
         reports: (width > 0).then(|| Array2::zeros((n, width))),
         expected: None,
         what: format!("no reference tiles: a synthetic batch of {n}"),
-    }
-}
-
-/// Softmax of each row, as the worker applies it to `logits` outputs.
-fn softmax_rows(a: &mut Array2<f32>) {
-    for mut row in a.rows_mut() {
-        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        row.mapv_inplace(|v| (v - max).exp());
-        let sum = row.sum();
-        row.mapv_inplace(|v| v / sum);
     }
 }
 
