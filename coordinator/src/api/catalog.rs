@@ -9,16 +9,21 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use nodal_types::archive_id::ArchiveId;
 use nodal_types::manifest::Manifest;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A published model, as `GET /models` lists it.
-#[derive(Debug, Serialize)]
-struct ModelSummary {
-    name: String,
-    version: String,
-    study: String,
-    task: String,
-    onnx_sha256: String,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// Model name.
+    pub name: String,
+    /// Model version.
+    pub version: String,
+    /// The study whose archives it reads.
+    pub study: String,
+    /// Binary or multi-class.
+    pub task: String,
+    /// Hex SHA-256 of its ONNX file.
+    pub onnx_sha256: String,
 }
 
 pub(super) async fn list_models(
@@ -42,17 +47,26 @@ pub(super) async fn list_models(
 }
 
 /// What `GET /archives/{id}` tells about an archive.
-#[derive(Debug, Serialize)]
-struct ArchiveSummary {
-    archive_id: String,
-    site: String,
-    study: String,
-    nodal_version: String,
-    cases: usize,
-    eligible: usize,
-    images: usize,
-    images_failed_qc: usize,
-    tiles: usize,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveSummary {
+    /// The archive id.
+    pub archive_id: String,
+    /// The submitting site.
+    pub site: String,
+    /// Its study.
+    pub study: String,
+    /// The nodal version that submitted it.
+    pub nodal_version: String,
+    /// Cases in the manifest.
+    pub cases: usize,
+    /// Eligible cases.
+    pub eligible: usize,
+    /// Images of all cases.
+    pub images: usize,
+    /// Images that failed QC.
+    pub images_failed_qc: usize,
+    /// Stored tiles.
+    pub tiles: usize,
 }
 
 impl ArchiveSummary {

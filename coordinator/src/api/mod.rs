@@ -9,6 +9,7 @@ mod runs;
 mod state;
 pub mod store_proxy;
 
+pub use catalog::{ArchiveSummary, ModelSummary};
 pub use error::ApiError;
 pub use state::{Access, ApiState};
 

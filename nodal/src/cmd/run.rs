@@ -6,6 +6,7 @@ use super::client::{self, ApiClient, ResultsArgs, StatusArgs};
 use crate::args::ClientArgs;
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use nodal_coordinator::api::{ArchiveSummary, ModelSummary};
 use nodal_coordinator::run::{RunRequest, RunStatus};
 use nodal_types::archive_id::ArchiveId;
 
@@ -81,25 +82,6 @@ pub struct ArchivesArgs {
     /// The coordinator.
     #[command(flatten)]
     pub client: ClientArgs,
-}
-
-/// What `GET /archives/{id}` says about an archive (the fields used here).
-#[derive(Debug, serde::Deserialize, serde::Serialize)]
-struct ArchiveSummary {
-    archive_id: String,
-    site: String,
-    study: String,
-    cases: usize,
-    eligible: usize,
-    tiles: usize,
-}
-
-/// A published model as `GET /models` lists it (the fields used here).
-#[derive(Debug, serde::Deserialize)]
-struct ModelSummary {
-    name: String,
-    version: String,
-    study: String,
 }
 
 /// Run `nodal run …`.
