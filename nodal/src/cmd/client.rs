@@ -59,9 +59,17 @@ impl ApiClient {
         })
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.http.get(&url);
+    /// Send `method path` (with `body` as JSON when given) with the token.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
         if let Some(t) = &self.token {
             request = request.bearer_auth(t);
         }
@@ -69,6 +77,10 @@ impl ApiClient {
             .send()
             .await
             .with_context(|| format!("cannot reach the coordinator at {}", self.base))
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        self.send(reqwest::Method::GET, path, None).await
     }
 
     /// GET a JSON document; an error status becomes an error with the API's message.
@@ -85,15 +97,8 @@ impl ApiClient {
         path: &str,
         body: &impl serde::Serialize,
     ) -> anyhow::Result<T> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.http.post(&url).json(body);
-        if let Some(t) = &self.token {
-            request = request.bearer_auth(t);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the coordinator at {}", self.base))?;
+        let body = serde_json::to_value(body)?;
+        let response = self.send(reqwest::Method::POST, path, Some(&body)).await?;
         Ok(check(response, &format!("POST {path}"))
             .await?
             .json()
