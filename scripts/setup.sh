@@ -7,7 +7,7 @@
 #   chromium  headless Chromium for the report test (Debian package)
 #   tls       stunnel4 and openssl, for the TLS tests (Debian packages)
 #   build     cmake and nasm, to build the bundled libjpeg-turbo (Debian packages)
-#   pyref     a Python venv in .cache/pyref-venv with Pillow, numpy and onnxruntime
+#   pyref     a Python venv in .cache/pyref-venv with Pillow, numpy, onnxruntime and onnx
 #             (pinned, from PyPI): the reference the parity test compares runs with
 #   deploy    podman, buildah, runc, catatonit and promtool (Debian packages) and a Python venv in
 #             .cache/deploy-venv with Helm (helm-python-sdk), kubernetes-validate,
@@ -128,7 +128,7 @@ python_venv() {
 }
 
 # The analyst's pipeline, pinned as models/train/requirements.txt pins it.
-PYREF_REQUIREMENTS="pillow==13.0.0 numpy==2.4.6 onnxruntime==1.31.1"
+PYREF_REQUIREMENTS="pillow==13.0.0 numpy==2.4.6 onnxruntime==1.31.1 onnx==1.23.2"
 
 setup_pyref() { python_venv pyref-venv "$PYREF_REQUIREMENTS"; }
 

@@ -53,8 +53,8 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// May create runs.
-    pub fn can_create_runs(&self) -> bool {
+    /// May create and cancel runs.
+    pub fn can_manage_runs(&self) -> bool {
         self.role == Role::Operator
     }
 
@@ -315,11 +315,11 @@ mod tests {
         let (tokens, site, analyst, operator) = store();
         let s = tokens.authenticate(&site).unwrap();
         assert!(s.can_access_site("cy-a") && !s.can_access_site("cy-b"));
-        assert!(!s.can_read_runs() && !s.can_create_runs());
+        assert!(!s.can_read_runs() && !s.can_manage_runs());
         let a = tokens.authenticate(&analyst).unwrap();
-        assert!(a.can_read_runs() && !a.can_create_runs() && !a.can_access_site("cy-a"));
+        assert!(a.can_read_runs() && !a.can_manage_runs() && !a.can_access_site("cy-a"));
         let o = tokens.authenticate(&operator).unwrap();
-        assert!(o.can_read_runs() && o.can_create_runs() && o.can_access_site("cy-b"));
+        assert!(o.can_read_runs() && o.can_manage_runs() && o.can_access_site("cy-b"));
         assert_eq!(tokens.authenticate("ndl_wrong"), None);
         assert_eq!(tokens.authenticate(""), None);
     }

@@ -31,7 +31,7 @@ pub mod dead_reason {
 }
 
 /// State labels of `nodal_coordinator_runs`.
-pub const RUN_STATES: [&str; 4] = ["running", "finalizing", "finished", "failed"];
+pub const RUN_STATES: [&str; 5] = crate::run::RunState::NAMES;
 
 /// Metrics of one coordinator, registered in a caller-supplied registry.
 /// Every labelled series it can have starts at 0, so that `increase()` in an

@@ -37,8 +37,9 @@ pub enum Command {
     Results(crate::cmd::client::ResultsArgs),
     /// Run everything on this machine: synth, submit, both models, statistics.
     Demo(crate::cmd::demo::DemoArgs),
-    /// Check a model folder as a worker would load and run it.
-    Model(crate::cmd::model::ModelArgs),
+    /// Bring a model: write its card from the ONNX file, check it as a
+    /// worker would load and run it, publish it.
+    Model(Box<crate::cmd::model::ModelArgs>),
     /// Mint an API token for the coordinator's tokens file.
     Token(crate::cmd::token::TokenArgs),
     /// Run the inference worker service: consume jobs, run the model, publish results.
@@ -74,7 +75,7 @@ pub fn main() -> ExitCode {
         Command::Archives(args) => block_on(crate::cmd::run::archives(args)),
         Command::Status(args) => block_on(crate::cmd::client::status(args)),
         Command::Results(args) => block_on(crate::cmd::client::results(args)),
-        Command::Model(args) => crate::cmd::model::run(args),
+        Command::Model(args) => block_on(crate::cmd::model::run(*args)),
         Command::Token(args) => crate::cmd::token::run(args),
         Command::Demo(args) => block_on(crate::cmd::demo::run(args)),
         Command::Worker(args) => block_on(crate::cmd::worker::run(*args)),

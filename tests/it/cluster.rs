@@ -524,6 +524,89 @@ impl Cluster {
         Ok(format!("{base}/metrics"))
     }
 
+    /// Run `nodal ARGS…` against the coordinator with the operator's token
+    /// (`NODAL_COORDINATOR`, `NODAL_TOKEN`); its exit success and output.
+    pub fn cli(&self, name: &str, args: &[&str]) -> (bool, String) {
+        self.cli_as("operator", name, args)
+    }
+
+    /// [`Cluster::cli`] with the token of `role` (a key of `tokens`).
+    pub fn cli_as(&self, role: &str, name: &str, args: &[&str]) -> (bool, String) {
+        let env = vec![
+            ("NODAL_COORDINATOR".to_string(), self.api.clone()),
+            ("NODAL_TOKEN".to_string(), self.tokens[role].clone()),
+        ];
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut p = NodalProcess::spawn(name, self.dir.path(), &args, &env).unwrap();
+        let ok = p.wait_exit(Duration::from_secs(120)).unwrap().success();
+        (ok, p.output())
+    }
+
+    /// [`Cluster::cli`] that must succeed; its output.
+    pub fn cli_ok(&self, name: &str, args: &[&str]) -> String {
+        let (ok, out) = self.cli(name, args);
+        assert!(ok, "nodal {}: {out}\n{}", args.join(" "), self.logs());
+        out
+    }
+
+    /// Sum of a worker counter over the cluster's workers (0 where absent).
+    pub async fn workers_sum(&mut self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let names: Vec<String> = self.workers.keys().cloned().collect();
+        let mut total = 0.0;
+        for worker in names {
+            let url = self.worker_metrics_url(&worker).unwrap();
+            let text = self.scrape(&url).await.unwrap();
+            total += nodal_testkit::prom::sample(&text, name, labels).unwrap_or(0.0);
+        }
+        total
+    }
+
+    /// Wait until `queue` holds `n` messages (a panic after `timeout`).
+    pub async fn wait_queue_depth(
+        &self,
+        broker: &nodal_common::broker::RabbitBroker,
+        queue: &str,
+        n: u64,
+        timeout: Duration,
+    ) {
+        use nodal_common::broker::Broker;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let depth = broker.depth(queue).await.unwrap();
+            if depth == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{queue} holds {depth}, not {n}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Poll a run until it has ended — finished, failed or cancelled — and
+    /// return its status (an error after `timeout`). Transient API errors
+    /// (a coordinator being restarted) are retried.
+    pub async fn wait_ended(
+        &self,
+        run_id: uuid::Uuid,
+        timeout: Duration,
+    ) -> anyhow::Result<RunStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(s) = self.run_status(run_id).await
+                && s.state.is_ended()
+            {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                bail!("run {run_id} not ended after {timeout:?}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// The Prometheus text at `url`.
     pub async fn scrape(&self, url: &str) -> anyhow::Result<String> {
         let response = self.http.get(url).send().await?;

@@ -215,22 +215,156 @@ async fn both_studies_run_end_to_end_over_rabbitmq_and_s3() {
     );
 
     operator_runs_a_site_from_the_command_line(&c);
+    a_study_team_runs_its_own_model(&c);
+}
+
+/// The whole path of docs/models.md, on the command line: an ONNX file
+/// shaped as `torch.onnx.export` writes one (built with onnx.helper),
+/// `nodal model card`, `nodal model publish` through the coordinator's
+/// proxy, a site's archive through `nodal synth` and `nodal submit` (scale
+/// 0.01), `nodal run start --watch`, `nodal results`.
+fn a_study_team_runs_its_own_model(c: &Cluster) {
+    let nodal = |name: &str, args: &[&str]| c.cli_ok(name, args);
+    let dir = c.dir.path().join("byo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let onnx = dir.join("exported.onnx");
+    let python = nodal_common::locate::find_in_ancestors(std::path::Path::new(
+        ".cache/pyref-venv/bin/python",
+    ))
+    .expect(".cache/pyref-venv (scripts/setup.sh pyref)");
+    let script = nodal_testkit::repo_root().join("models/examples/export_like_torch.py");
+    let exported = std::process::Command::new(python)
+        .arg(script)
+        .arg(&onnx)
+        .args(["--classes", "8"])
+        .status()
+        .unwrap();
+    assert!(exported.success());
+    let model_dir = dir.join("team-origin");
+    let classes = "lung,breast,thyroid,nasopharynx,oesophagus,stomach,colorectum,other";
+    let onnx = onnx.display().to_string();
+    let model_dir = model_dir.display().to_string();
+    let card = nodal(
+        "model-card",
+        &[
+            "model",
+            "card",
+            "--onnx",
+            &onnx,
+            "--name",
+            "team-origin",
+            "--study",
+            "cytology",
+            "--task",
+            "multiclass",
+            "--classes",
+            classes,
+            "--out",
+            &model_dir,
+        ],
+    );
+    assert!(card.contains("team-origin 1.0.0"), "{card}");
+    let published = nodal(
+        "model-publish",
+        &["model", "publish", &model_dir, "--store", &c.api],
+    );
+    assert!(
+        published.contains("published team-origin@1.0.0"),
+        "{published}"
+    );
+
+    let synth = dir.join("synth");
+    let synth = synth.display().to_string();
+    nodal(
+        "synth-001",
+        &[
+            "synth", "--out", &synth, "--study", "cytology", "--scale", "0.01", "--quiet",
+        ],
+    );
+    let (ok, submitted) = c.cli_as(
+        "site-cy-a",
+        "submit-cy-a",
+        &[
+            "submit",
+            "--study",
+            "cytology",
+            "--site",
+            "cy-a",
+            &format!("{synth}/cytology/cy-a"),
+            "--store",
+            &c.api,
+            "--quiet",
+        ],
+    );
+    assert!(ok, "nodal submit: {submitted}\n{}", c.logs());
+    let archive = submitted
+        .split_whitespace()
+        .find(|w| w.starts_with("cy-a.") && w.len() == "cy-a.".len() + 16)
+        .unwrap_or_else(|| panic!("the archive id in {submitted}"))
+        .to_string();
+
+    let started = nodal(
+        "run-start-byo",
+        &[
+            "run",
+            "start",
+            "--model",
+            "team-origin",
+            &archive,
+            "--watch",
+        ],
+    );
+    assert!(started.contains("finished"), "{started}");
+    let run = started
+        .lines()
+        .find_map(|l| uuid::Uuid::parse_str(l.trim()).ok())
+        .expect("run start prints the run id")
+        .to_string();
+    let out = dir.join("results");
+    nodal(
+        "results-byo",
+        &["results", &run, "--out", &out.display().to_string()],
+    );
+    let predictions = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
+    let failures = std::fs::read_to_string(out.join("failures.csv")).unwrap();
+    let run_json = read_json(&out.join("run.json"));
+    assert_eq!(run_json["model"]["name"], "team-origin");
+    let manifest: nodal_types::manifest::Manifest = serde_json::from_slice(
+        &std::fs::read(
+            c.s3.data_dir()
+                .join(c.s3.bucket())
+                .join(crate::cluster::PREFIX)
+                .join(nodal_types::layout::manifest_key(&archive)),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (predicted, _) =
+        assert_every_case_once(std::slice::from_ref(&manifest), &predictions, &failures);
+    assert!(predicted > 0, "{predictions}");
+    let rows = crate::cluster::csv_rows(&predictions);
+    let mut distinct = BTreeSet::new();
+    for row in &rows {
+        let total: f64 = classes
+            .split(',')
+            .map(|k| row[&format!("score_{k}")].parse::<f64>().unwrap())
+            .sum();
+        assert!(
+            (total - 1.0).abs() < 1e-4,
+            "probabilities sum to 1: {row:?}"
+        );
+        distinct.insert(row["score_lung"].clone());
+    }
+    assert!(
+        distinct.len() > 1,
+        "the model's scores differ from case to case"
+    );
 }
 
 /// `nodal archives`, `nodal run start --site … --watch`, `nodal run list`
 /// and `nodal run results`: a run from the command line, no curl.
 fn operator_runs_a_site_from_the_command_line(c: &Cluster) {
-    let env = vec![
-        ("NODAL_COORDINATOR".to_string(), c.api.clone()),
-        ("NODAL_TOKEN".to_string(), c.tokens["operator"].clone()),
-    ];
-    let nodal = |name: &str, args: &[&str]| {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let mut p = NodalProcess::spawn(name, c.dir.path(), &args, &env).unwrap();
-        let ok = p.wait_exit(Duration::from_secs(120)).unwrap().success();
-        assert!(ok, "nodal {}: {}\n{}", args.join(" "), p.output(), c.logs());
-        p.output()
-    };
+    let nodal = |name: &str, args: &[&str]| c.cli_ok(name, args);
     let json_after = |text: &str, open: &str| -> serde_json::Value {
         let start = text.find(open).expect("JSON in the output");
         serde_json::from_str(&text[start..]).unwrap()
@@ -270,6 +404,11 @@ fn operator_runs_a_site_from_the_command_line(c: &Cluster) {
         .expect("run start prints the run id")
         .to_string();
     assert!(started.contains("finished"), "{started}");
+    let (ok, refused) = c.cli("run-cancel-finished", &["run", "cancel", &run]);
+    assert!(
+        !ok && refused.contains("409") && refused.contains("is finished"),
+        "a finished run cannot be cancelled: {refused}"
+    );
 
     let runs = json_after(&nodal("run-list", &["run", "list", "--json"]), "[");
     let shown = runs

@@ -131,35 +131,6 @@ async fn two_coordinators_agree_one_leads_and_another_takes_over_a_run() {
     );
 }
 
-/// Wait until `queue` holds `n` messages.
-async fn wait_depth(broker: &RabbitBroker, queue: &str, n: u64, c: &Cluster) {
-    let deadline = Instant::now() + PROGRESS_TIMEOUT;
-    loop {
-        let depth = broker.depth(queue).await.unwrap();
-        if depth == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{queue} holds {depth}, not {n}\n{}",
-            c.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Sum of a worker counter over the cluster's workers.
-async fn workers_sum(c: &mut Cluster, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let names: Vec<String> = c.workers.keys().cloned().collect();
-    let mut total = 0.0;
-    for worker in names {
-        let url = c.worker_metrics_url(&worker).unwrap();
-        let text = c.scrape(&url).await.unwrap();
-        total += prom::sample(&text, name, labels).unwrap_or(0.0);
-    }
-    total
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_restarted_with_a_full_queue_publishes_nothing_twice() {
     let started = Instant::now();
@@ -171,7 +142,8 @@ async fn a_coordinator_restarted_with_a_full_queue_publishes_nothing_twice() {
     c.start_coordinator(&[]).unwrap();
     let run = c.create_run_with(STUDY, FAULT_JOB_TILES).await.unwrap();
     let planned = run.jobs_total as u64;
-    wait_depth(&broker, &jobs_queue, planned, &c).await;
+    c.wait_queue_depth(&broker, &jobs_queue, planned, PROGRESS_TIMEOUT)
+        .await;
     // Killed once the coordinator has recorded that it published them all.
     let marker = nodal_types::layout::published_key(run.run_id);
     let deadline = Instant::now() + PROGRESS_TIMEOUT;
@@ -198,12 +170,9 @@ async fn a_coordinator_restarted_with_a_full_queue_publishes_nothing_twice() {
     c.start_worker("worker-1", &paced_worker(PACE_MS)).unwrap();
     c.start_worker("worker-2", &paced_worker(PACE_MS)).unwrap();
     let done = c.wait_finished(run.run_id, RUN_TIMEOUT).await.unwrap();
-    let answered = workers_sum(
-        &mut c,
-        "nodal_worker_jobs_total",
-        &[("outcome", "answered")],
-    )
-    .await;
+    let answered = c
+        .workers_sum("nodal_worker_jobs_total", &[("outcome", "answered")])
+        .await;
     assert_eq!(answered, planned as f64, "answered jobs = planned jobs");
     assert_eq!(
         broker.depth(&jobs_queue).await.unwrap(),
@@ -240,12 +209,9 @@ async fn a_coordinator_restarted_with_a_full_queue_publishes_nothing_twice() {
         .await
         .unwrap();
     let deadline = Instant::now() + PROGRESS_TIMEOUT;
-    while workers_sum(
-        &mut c,
-        "nodal_worker_jobs_total",
-        &[("outcome", "run_finished")],
-    )
-    .await
+    while c
+        .workers_sum("nodal_worker_jobs_total", &[("outcome", "run_finished")])
+        .await
         < 1.0
     {
         assert!(
@@ -256,16 +222,13 @@ async fn a_coordinator_restarted_with_a_full_queue_publishes_nothing_twice() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
-        workers_sum(
-            &mut c,
-            "nodal_worker_jobs_total",
-            &[("outcome", "answered")]
-        )
-        .await,
+        c.workers_sum("nodal_worker_jobs_total", &[("outcome", "answered")])
+            .await,
         answered,
         "the late job was not run"
     );
-    wait_depth(&broker, &jobs_queue, 0, &c).await;
+    c.wait_queue_depth(&broker, &jobs_queue, 0, PROGRESS_TIMEOUT)
+        .await;
 
     let clean = c.clean_predictions(STUDY, RUN_TIMEOUT).await.unwrap();
     check_identical(

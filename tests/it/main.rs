@@ -8,6 +8,7 @@
 mod api_access;
 mod bad_input;
 mod broker_suite;
+mod cancel;
 mod cluster;
 mod e2e_run;
 mod fault_broker;

@@ -9,6 +9,7 @@
 //! models/<name>/<version>/<onnx file>               its ONNX file
 //! runs/<run>/spec.json                              a run's spec (the run exists once it does)
 //! runs/<run>/published.json                         every job of the run was published once
+//! runs/<run>/cancelled.json                         an operator cancelled the run
 //! runs/<run>/parts/<job>.bin                        one job's stored result
 //! runs/<run>/<file>                                 a result file; run.json is written last
 //! coordinator/lease.json                            the leading coordinator's fencing epoch
@@ -33,6 +34,8 @@ const SPEC: &str = "spec.json";
 pub const RUN_RECORD: &str = "run.json";
 /// File name of the marker that every job of a run was published once.
 const PUBLISHED: &str = "published.json";
+/// File name of the marker that an operator cancelled a run.
+const CANCELLED: &str = "cancelled.json";
 /// Object key of the leading coordinator's fencing epoch.
 pub const LEASE_RECORD: &str = "coordinator/lease.json";
 
@@ -120,6 +123,12 @@ pub fn spec_key(run_id: Uuid) -> String {
 /// (a resumed run then publishes only what stalls).
 pub fn published_key(run_id: Uuid) -> String {
     run_file_key(run_id, PUBLISHED)
+}
+
+/// Object key of the marker that an operator cancelled a run: workers drop
+/// its jobs unrun, and a coordinator resuming it finalizes it as cancelled.
+pub fn cancelled_key(run_id: Uuid) -> String {
+    run_file_key(run_id, CANCELLED)
 }
 
 /// Object key prefix of a run's stored job results.

@@ -25,8 +25,17 @@ pub mod job_outcome {
     pub const HANDED_BACK: &str = "handed_back";
     /// Job dropped unrun: its run had finished.
     pub const RUN_FINISHED: &str = "run_finished";
+    /// Job dropped unrun: its run was cancelled.
+    pub const RUN_CANCELLED: &str = "run_cancelled";
     /// Every outcome, to start their series at 0.
-    pub const ALL: [&str; 5] = [ANSWERED, REQUEUED, DEAD_LETTERED, HANDED_BACK, RUN_FINISHED];
+    pub const ALL: [&str; 6] = [
+        ANSWERED,
+        REQUEUED,
+        DEAD_LETTERED,
+        HANDED_BACK,
+        RUN_FINISHED,
+        RUN_CANCELLED,
+    ];
 }
 
 /// Outcome labels of `nodal_worker_tiles_total`.

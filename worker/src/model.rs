@@ -192,6 +192,50 @@ pub fn softmax_rows(mut a: Array2<f32>) -> Array2<f32> {
     a
 }
 
+/// One input or output of an ONNX graph, as ONNX Runtime reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphOutlet {
+    /// Its name in the graph.
+    pub name: String,
+    /// Its element type as ONNX Runtime names it (`Float32`, `Int64`, …),
+    /// or `None` when it is not a tensor.
+    pub element: Option<String>,
+    /// True for a tensor of 32-bit floats, the only type nodal feeds and reads.
+    pub float32: bool,
+    /// Its shape, `-1` for a dynamic dimension (empty when not a tensor).
+    pub shape: Vec<i64>,
+}
+
+impl GraphOutlet {
+    fn of(outlet: &ort::value::Outlet) -> Self {
+        let dtype = outlet.dtype();
+        Self {
+            name: outlet.name().to_string(),
+            element: dtype.tensor_type().map(|t| format!("{t:?}")),
+            float32: dtype.tensor_type() == Some(ort::value::TensorElementType::Float32),
+            shape: dtype.tensor_shape().map(|s| s.to_vec()).unwrap_or_default(),
+        }
+    }
+}
+
+/// An ONNX graph's inputs and outputs, in graph order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphSignature {
+    /// The inputs.
+    pub inputs: Vec<GraphOutlet>,
+    /// The outputs.
+    pub outputs: Vec<GraphOutlet>,
+}
+
+/// Load `onnx` in ONNX Runtime and read its inputs and outputs.
+pub fn graph_signature(runtime: &Runtime, onnx: &[u8]) -> Result<GraphSignature, WorkerError> {
+    let session = runtime.session(onnx)?;
+    Ok(GraphSignature {
+        inputs: session.inputs().iter().map(GraphOutlet::of).collect(),
+        outputs: session.outputs().iter().map(GraphOutlet::of).collect(),
+    })
+}
+
 /// Whether a concrete shape matches a card shape (`-1` = any size).
 fn shape_fits(card: &[i64], actual: &[usize]) -> bool {
     card.len() == actual.len()
@@ -244,6 +288,12 @@ fn check_card(card: &ModelCard) -> Result<(), WorkerError> {
     let Some(score) = card.output(OutputRole::Score) else {
         return fail("the card has no score output".into());
     };
+    if score.width == 1 && score.activation == Activation::Logits {
+        return fail(format!(
+            "score output {} is one logit: a softmax over one value is always 1; export the probability (a sigmoid in the graph) and say `probabilities`",
+            score.name
+        ));
+    }
     let expected = match card.task {
         Task::Binary => 1,
         Task::Multiclass => card.classes.len(),
@@ -278,11 +328,21 @@ fn check_graph(card: &ModelCard, session: &Session) -> Result<(), WorkerError> {
         let Some(shape) = outlet.dtype().tensor_shape() else {
             return fail(format!("graph input {} is not a tensor", spec.name));
         };
+        let found = GraphOutlet::of(outlet);
+        if !found.float32 {
+            return fail(format!(
+                "graph input {} holds {}, not 32-bit floats",
+                spec.name,
+                found.element.as_deref().unwrap_or("no tensor")
+            ));
+        }
         if shape.len() != spec.shape.len()
             || shape
                 .iter()
                 .zip(&spec.shape)
-                .any(|(&g, &c)| (g < 0) != (c < 0) || (c >= 0 && g != c))
+                // A dynamic graph axis takes any size the card fixes; an axis
+                // the card leaves dynamic (the batch) must be dynamic in the graph.
+                .any(|(&g, &c)| g >= 0 && (c < 0 || g != c))
         {
             return fail(format!(
                 "graph input {} has shape {:?}, the card says {:?}",
@@ -299,6 +359,14 @@ fn check_graph(card: &ModelCard, session: &Session) -> Result<(), WorkerError> {
         let Some(shape) = outlet.dtype().tensor_shape() else {
             return fail(format!("graph output {} is not a tensor", spec.name));
         };
+        let found = GraphOutlet::of(outlet);
+        if !found.float32 {
+            return fail(format!(
+                "graph output {} holds {}, not 32-bit floats",
+                spec.name,
+                found.element.as_deref().unwrap_or("no tensor")
+            ));
+        }
         if shape.len() != 2 || shape[1] != spec.width as i64 {
             return fail(format!(
                 "graph output {} has shape {:?}, the card says [-1, {}]",

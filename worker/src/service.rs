@@ -23,9 +23,9 @@ use bytes::Bytes;
 use nodal_common::broker::{Acker, BrokerError, Delivery, SharedBroker, Subscription};
 use nodal_common::retry::retry;
 use nodal_common::store::SharedStore;
-use nodal_types::layout::run_record_key;
+use nodal_types::layout::{cancelled_key, run_record_key};
 use nodal_types::wire::{self, HandedBack, Job, JobResult, Message, WireError};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -144,8 +144,9 @@ struct Worker {
     /// Tiles being fetched or decoded, over all jobs.
     slots: Semaphore,
     counts: Counts,
-    /// Runs seen finished (their run.json exists), whose jobs are dropped.
-    finished_runs: Mutex<HashSet<uuid::Uuid>>,
+    /// Runs seen ended (cancelled or finished), whose jobs are dropped,
+    /// with the outcome label they are dropped under.
+    ended_runs: Mutex<HashMap<uuid::Uuid, &'static str>>,
     fatal: Mutex<Option<WorkerError>>,
     /// Stop taking jobs (shutdown, or a fatal error).
     stop: CancellationToken,
@@ -199,7 +200,7 @@ impl Worker {
             slots: Semaphore::new(config.fetch_concurrency),
             pool,
             counts: Counts::default(),
-            finished_runs: Mutex::new(HashSet::new()),
+            ended_runs: Mutex::new(HashMap::new()),
             fatal: Mutex::new(None),
             stop: shutdown.child_token(),
             abort: CancellationToken::new(),
@@ -300,8 +301,8 @@ impl Worker {
     }
 
     async fn handle_job(&self, job: Job, outages: Outages, acker: Box<dyn Acker>) {
-        if self.run_finished(job.run_id).await {
-            return self.drop_job(acker).await;
+        if let Some(outcome) = self.run_ended(job.run_id).await {
+            return self.drop_job(acker, outcome).await;
         }
         let outcome = tokio::select! {
             biased;
@@ -356,39 +357,44 @@ impl Worker {
         }
     }
 
-    /// True when `run_id` has finished (its run.json exists): its jobs are
-    /// late copies nobody waits for. A store error counts as not finished.
-    async fn run_finished(&self, run_id: uuid::Uuid) -> bool {
-        let known = |w: &Self| {
-            w.finished_runs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&run_id)
+    /// Why `run_id`'s jobs are no longer wanted — its run was cancelled
+    /// (`cancelled.json` exists) or has finished (`run.json` exists) — as
+    /// the outcome label of a dropped job; `None` while it runs. A store
+    /// error counts as running. Ended runs are remembered.
+    async fn run_ended(&self, run_id: uuid::Uuid) -> Option<&'static str> {
+        let remembered = self
+            .ended_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&run_id)
+            .copied();
+        if remembered.is_some() {
+            return remembered;
+        }
+        let exists =
+            |key: String| async move { matches!(self.deps.store.head(&key).await, Ok(Some(_))) };
+        let ended = if exists(cancelled_key(run_id)).await {
+            job_outcome::RUN_CANCELLED
+        } else if exists(run_record_key(run_id)).await {
+            job_outcome::RUN_FINISHED
+        } else {
+            return None;
         };
-        if known(self) {
-            return true;
+        let mut runs = self.ended_runs.lock().unwrap_or_else(|p| p.into_inner());
+        if runs.len() >= 10_000 {
+            runs.clear();
         }
-        let finished = matches!(
-            self.deps.store.head(&run_record_key(run_id)).await,
-            Ok(Some(_))
-        );
-        if finished {
-            let mut runs = self.finished_runs.lock().unwrap_or_else(|p| p.into_inner());
-            if runs.len() >= 10_000 {
-                runs.clear();
-            }
-            runs.insert(run_id);
-        }
-        finished
+        runs.insert(run_id, ended);
+        Some(ended)
     }
 
-    /// Ack a job of a finished run without running it.
-    async fn drop_job(&self, acker: Box<dyn Acker>) {
-        info!("the job's run has finished; dropping the job unrun");
+    /// Ack a job of an ended run without running it; `outcome` says why.
+    async fn drop_job(&self, acker: Box<dyn Acker>, outcome: &'static str) {
+        info!(outcome, "the job's run has ended; dropping the job unrun");
         if let Err(e) = acker.ack().await {
             warn!(error = %e, "could not ack the dropped job; it will come back and be dropped again");
         }
-        self.settled(job_outcome::RUN_FINISHED, &self.counts.dropped);
+        self.settled(outcome, &self.counts.dropped);
     }
 
     /// After a pause, publish the job again and ack this delivery: a fresh

@@ -60,6 +60,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownFile { .. } => (StatusCode::NOT_FOUND, "unknown_file"),
             EngineError::UnknownArchive(_) => (StatusCode::NOT_FOUND, "unknown_archive"),
             EngineError::NotFinished(_) => (StatusCode::CONFLICT, "not_finished"),
+            EngineError::Ended { .. } => (StatusCode::CONFLICT, "already_ended"),
             EngineError::Model(ModelError::Unknown(_)) => (StatusCode::NOT_FOUND, "unknown_model"),
             EngineError::Plan(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_plan"),
             EngineError::BadManifest { .. } | EngineError::Model(_) => {

@@ -15,7 +15,7 @@ pub use state::{Access, ApiState};
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
@@ -26,6 +26,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(runs::metrics))
         .route("/runs", get(runs::list_runs).post(runs::create_run))
         .route("/runs/{id}", get(runs::run_status))
+        .route("/runs/{id}/cancel", post(runs::cancel_run))
         .route("/runs/{id}/files/{*name}", get(runs::run_file))
         .route("/models", get(catalog::list_models))
         .route("/archives", get(catalog::list_archives))

@@ -1,4 +1,4 @@
-//! `/runs`: create runs, follow them, download their result files, and the
+//! `/runs`: create, cancel and follow runs, download their result files, and the
 //! coordinator's `/metrics`.
 
 use super::error::ApiError;
@@ -37,7 +37,7 @@ pub(super) async fn create_run(
     who: Principal,
     body: Result<Json<RunRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    if !who.can_create_runs() {
+    if !who.can_manage_runs() {
         return Err(ApiError::forbidden("create runs (operator tokens only)"));
     }
     let Json(request) =
@@ -45,6 +45,19 @@ pub(super) async fn create_run(
     tracing::info!(caller = %who.name, archives = request.archives.len(), model = %request.model, "create run");
     let status = state.engine()?.create_run(request).await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
+}
+
+pub(super) async fn cancel_run(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !who.can_manage_runs() {
+        return Err(ApiError::forbidden("cancel runs (operator tokens only)"));
+    }
+    let run_id = parse_run_id(&id)?;
+    tracing::info!(caller = %who.name, %run_id, "cancel run");
+    Ok(Json(state.engine()?.cancel_run(run_id, &who.name).await?).into_response())
 }
 
 pub(super) async fn list_runs(

@@ -34,6 +34,8 @@ pub enum FailureStage {
     Infer,
     /// The job holding the case never produced a result.
     Job,
+    /// The run was cancelled before the case was predicted.
+    Cancelled,
 }
 
 impl FailureStage {
@@ -48,6 +50,7 @@ impl FailureStage {
             FailureStage::Decode => "decode",
             FailureStage::Infer => "infer",
             FailureStage::Job => "job",
+            FailureStage::Cancelled => "cancelled",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! run.json: the provenance of a finished run.
 
+use crate::run::Cancellation;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -34,6 +35,9 @@ pub struct RunProvenance {
     pub workers: Vec<String>,
     /// Things an analyst should know (e.g. case ids qualified because they collided).
     pub warnings: Vec<String>,
+    /// Who cancelled the run and when; absent for a run that ran to its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<Cancellation>,
 }
 
 /// The model a run used.
@@ -102,4 +106,11 @@ pub struct RunCounts {
     pub jobs_failed: usize,
     /// Re-publications of jobs that had no result in time.
     pub jobs_republished: u64,
+    /// Jobs never run because the run was cancelled.
+    #[serde(default)]
+    pub jobs_cancelled: usize,
+    /// Cases not predicted because the run was cancelled (in failures.csv
+    /// with stage `cancelled`; among `cases_failed`).
+    #[serde(default)]
+    pub cases_cancelled: usize,
 }

@@ -4,8 +4,8 @@
 //! `nodal_types::partial`), every submitted case lands in predictions.csv or
 //! as a case row in failures.csv, and run.json is written last.
 
-use super::RunSpec;
 use super::live::JobState;
+use super::{Cancellation, RunSpec};
 use crate::output::failures::{self, FailureLevel, FailureRow, FailureStage};
 use crate::output::predictions::{self, PredictionRow, PredictionSchema};
 use crate::output::provenance::*;
@@ -18,7 +18,7 @@ use nodal_types::model_card::{Aggregation, ModelCard, OutputRole};
 use nodal_types::partial::CasePartial;
 use nodal_types::study::Task;
 use nodal_types::wire::{self, JobResult, Message};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Why a run's result files could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,8 @@ pub struct SettledRun<'a> {
     pub jobs: &'a [JobState],
     /// Re-publications during the run.
     pub republished: u64,
+    /// Who cancelled the run and when, if it was.
+    pub cancelled: Option<&'a Cancellation>,
 }
 
 /// The rendered result files and the provenance they were built with.
@@ -121,6 +123,20 @@ pub fn build_outputs(
         .map(|(m, _)| (m.archive_id.as_str(), m.site.as_str()))
         .collect();
     let mut workers = std::collections::BTreeSet::new();
+    // A case with a part in a cancelled job is not predicted from its other
+    // parts: the prediction would be the model's over some tiles only.
+    let cancelled: HashSet<(&str, &str)> = run
+        .plan
+        .jobs
+        .iter()
+        .zip(run.jobs)
+        .filter(|(_, state)| **state == JobState::Cancelled)
+        .flat_map(|(job, _)| {
+            job.cases
+                .iter()
+                .map(|c| (job.archive_id.as_str(), c.case_id.as_str()))
+        })
+        .collect();
     for ((job, state), result) in run.plan.jobs.iter().zip(run.jobs).zip(results) {
         let site = site_of
             .get(job.archive_id.as_str())
@@ -149,6 +165,7 @@ pub fn build_outputs(
                     reason: f.reason.clone(),
                 }));
             }
+            None if *state == JobState::Cancelled => {}
             None => {
                 let reason = match state {
                     JobState::Failed(r) => r.clone(),
@@ -191,6 +208,11 @@ pub fn build_outputs(
             .filter(|s| matches!(s, JobState::Failed(_)))
             .count(),
         jobs_republished: run.republished,
+        jobs_cancelled: run
+            .jobs
+            .iter()
+            .filter(|s| **s == JobState::Cancelled)
+            .count(),
         tiles_planned: run.plan.tile_count(),
         ..RunCounts::default()
     };
@@ -200,6 +222,19 @@ pub fn build_outputs(
             counts.images += case.images.len();
             counts.images_failed_qc += case.images.iter().filter(|i| !i.qc.passed).count();
             counts.cases_eligible += usize::from(case.eligibility.is_eligible());
+            if cancelled.contains(&(manifest.archive_id.as_str(), case.case_id.as_str())) {
+                counts.cases_cancelled += 1;
+                case_failures.push(FailureRow {
+                    archive_id: manifest.archive_id.clone(),
+                    site: manifest.site.clone(),
+                    case_id: case.case_id.clone(),
+                    level: FailureLevel::Case,
+                    item: String::new(),
+                    stage: FailureStage::Cancelled,
+                    reason: "the run was cancelled before the case was predicted".into(),
+                });
+                continue;
+            }
             let Some(part) = merged.get(&(manifest.archive_id.as_str(), case.case_id.as_str()))
             else {
                 continue;
@@ -309,6 +344,7 @@ pub fn build_outputs(
         file: "failures.csv",
         message: e.to_string(),
     })?;
+    let warnings = warnings(&ids, run.cancelled, counts.cases_cancelled);
     let provenance = RunProvenance {
         schema_version: RUN_JSON_SCHEMA_VERSION,
         run_id: run.spec.run_id,
@@ -340,7 +376,8 @@ pub fn build_outputs(
         finished_at: Utc::now(),
         counts,
         workers: workers.into_iter().collect(),
-        warnings: ids.warnings(),
+        warnings,
+        cancelled: run.cancelled.cloned(),
     };
     Ok(RunOutputs {
         predictions_csv,
@@ -348,6 +385,19 @@ pub fn build_outputs(
         failures: all_failures,
         provenance,
     })
+}
+
+/// The run's warnings: qualified case ids, and what a cancellation left out.
+fn warnings(ids: &DisplayIds, cancelled: Option<&Cancellation>, cases: usize) -> Vec<String> {
+    let mut out = ids.warnings();
+    if let Some(c) = cancelled {
+        out.push(format!(
+            "the run was cancelled at {} by {}: {cases} cases were not predicted (failures.csv, stage cancelled); the statistics cover the predicted cases only",
+            c.cancelled_at.to_rfc3339(),
+            c.by
+        ));
+    }
+    out
 }
 
 /// True when a partial has one head per card output, of the output's width.

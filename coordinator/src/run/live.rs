@@ -1,7 +1,7 @@
 //! One run's live bookkeeping: which jobs are out, done or given up on, and
 //! the progress derived from that. Pure state, no I/O; time is passed in.
 
-use super::{RunSpec, RunState, RunStatus};
+use super::{Cancellation, RunSpec, RunState, RunStatus};
 use crate::plan::Plan;
 use chrono::{DateTime, Utc};
 use nodal_types::manifest::Manifest;
@@ -26,6 +26,8 @@ pub enum JobState {
     Done,
     /// Given up on, with the reason.
     Failed(String),
+    /// Still pending when the run was cancelled: never to be run.
+    Cancelled,
 }
 
 /// What recording a result did.
@@ -65,6 +67,8 @@ pub struct LiveRun {
     last_progress: Instant,
     /// When the result files were written.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Set once an operator cancelled the run.
+    pub cancelled: Option<Cancellation>,
 }
 
 impl LiveRun {
@@ -104,6 +108,7 @@ impl LiveRun {
             started: now,
             last_progress: now,
             finished_at: None,
+            cancelled: None,
         }
     }
 
@@ -229,11 +234,23 @@ impl LiveRun {
         again
     }
 
-    /// True when every job is done or given up on.
+    /// Cancel the run: every job still pending is never to be run, so the
+    /// run is settled. Results already stored are kept; one that arrives
+    /// before finalisation still counts.
+    pub fn cancel(&mut self, cancellation: Cancellation) {
+        for s in &mut self.jobs {
+            if matches!(s, JobState::Pending { .. }) {
+                *s = JobState::Cancelled;
+            }
+        }
+        self.cancelled = Some(cancellation);
+    }
+
+    /// True when every job is done, given up on or cancelled.
     pub fn is_settled(&self) -> bool {
         self.jobs
             .iter()
-            .all(|s| matches!(s, JobState::Done | JobState::Failed(_)))
+            .all(|s| !matches!(s, JobState::Pending { .. }))
     }
 
     /// The run's progress at `now`.
@@ -257,6 +274,7 @@ impl LiveRun {
             jobs_total: self.jobs.len(),
             jobs_done: count(|s| *s == JobState::Done),
             jobs_failed: count(|s| matches!(s, JobState::Failed(_))),
+            jobs_cancelled: count(|s| *s == JobState::Cancelled),
             jobs_in_flight: count(|s| {
                 matches!(
                     s,

@@ -72,6 +72,49 @@ pub enum RunState {
         /// Why.
         reason: String,
     },
+    /// An operator cancelled the run: its result files are written from
+    /// the results stored until then, every other case is in failures.csv
+    /// with stage `cancelled`.
+    Cancelled,
+}
+
+impl RunState {
+    /// Every state's name, as `state` in the API and the metrics' label.
+    pub const NAMES: [&'static str; 5] =
+        ["running", "finalizing", "finished", "failed", "cancelled"];
+
+    /// The state's name, as `state` in the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Finalizing => "finalizing",
+            RunState::Finished => "finished",
+            RunState::Failed { .. } => "failed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    /// True when the run will not change any more.
+    pub fn is_ended(&self) -> bool {
+        matches!(
+            self,
+            RunState::Finished | RunState::Failed { .. } | RunState::Cancelled
+        )
+    }
+
+    /// True when the run's result files are written (finished or cancelled).
+    pub fn has_results(&self) -> bool {
+        matches!(self, RunState::Finished | RunState::Cancelled)
+    }
+}
+
+/// What `runs/<id>/cancelled.json` holds: who cancelled the run, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cancellation {
+    /// When the cancel request was taken.
+    pub cancelled_at: DateTime<Utc>,
+    /// The token's name that cancelled it.
+    pub by: String,
 }
 
 /// A run's progress, as the API reports it.
@@ -94,6 +137,9 @@ pub struct RunStatus {
     pub jobs_done: usize,
     /// Jobs given up on.
     pub jobs_failed: usize,
+    /// Jobs never run because the run was cancelled.
+    #[serde(default)]
+    pub jobs_cancelled: usize,
     /// Jobs published and awaiting a result.
     pub jobs_in_flight: usize,
     /// Tiles planned.

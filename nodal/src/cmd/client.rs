@@ -29,7 +29,7 @@ pub struct StatusArgs {
 /// Options of `nodal results`.
 #[derive(Debug, Args)]
 pub struct ResultsArgs {
-    /// The finished run.
+    /// The finished (or cancelled) run.
     pub run: String,
     /// Folder to write the result files into.
     #[arg(long, default_value = ".")]
@@ -98,7 +98,23 @@ impl ApiClient {
         body: &impl serde::Serialize,
     ) -> anyhow::Result<T> {
         let body = serde_json::to_value(body)?;
-        let response = self.send(reqwest::Method::POST, path, Some(&body)).await?;
+        self.post_value(path, Some(&body)).await
+    }
+
+    /// POST to `path` with no body, for a JSON answer.
+    pub async fn post_empty<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<T> {
+        self.post_value(path, None).await
+    }
+
+    async fn post_value<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<T> {
+        let response = self.send(reqwest::Method::POST, path, body).await?;
         Ok(check(response, &format!("POST {path}"))
             .await?
             .json()
@@ -164,7 +180,7 @@ pub async fn list_runs(client: &ApiClient, json: bool) -> anyhow::Result<()> {
         println!(
             "{:<36}  {:<10}  {:>11}  {:<24}  {}",
             r.run_id,
-            state_name(&r.state),
+            r.state.name(),
             format!("{}/{}", r.tiles_done + r.tiles_failed, r.tiles_total),
             r.model,
             r.created_at.format("%Y-%m-%d %H:%M:%S")
@@ -187,12 +203,8 @@ pub async fn watch(client: &ApiClient, run: &str) -> anyhow::Result<()> {
         let s: RunStatus = client.get_json(&path).await?;
         bar.set_length(s.tiles_total as u64);
         bar.set_position(s.tiles_done + s.tiles_failed);
-        bar.set_message(format!(
-            "{} {}",
-            &s.run_id.to_string()[..8],
-            state_name(&s.state)
-        ));
-        if matches!(s.state, RunState::Finished | RunState::Failed { .. }) {
+        bar.set_message(format!("{} {}", &s.run_id.to_string()[..8], s.state.name()));
+        if s.state.is_ended() {
             bar.finish();
             print_status(&s);
             if let RunState::Failed { reason } = s.state {
@@ -204,26 +216,18 @@ pub async fn watch(client: &ApiClient, run: &str) -> anyhow::Result<()> {
     }
 }
 
-fn state_name(state: &RunState) -> &'static str {
-    match state {
-        RunState::Running => "running",
-        RunState::Finalizing => "finalizing",
-        RunState::Finished => "finished",
-        RunState::Failed { .. } => "failed",
-    }
-}
-
-fn print_status(s: &RunStatus) {
+/// Print a run's status as text.
+pub fn print_status(s: &RunStatus) {
     println!("run        {}", s.run_id);
     println!("model      {}", s.model);
     println!("archives   {}", s.archives.join(", "));
-    println!("state      {}", state_name(&s.state));
+    println!("state      {}", s.state.name());
     if let RunState::Failed { reason } = &s.state {
         println!("reason     {reason}");
     }
     println!(
-        "jobs       {} done, {} failed, {} in flight, {} total",
-        s.jobs_done, s.jobs_failed, s.jobs_in_flight, s.jobs_total
+        "jobs       {} done, {} failed, {} cancelled, {} in flight, {} total",
+        s.jobs_done, s.jobs_failed, s.jobs_cancelled, s.jobs_in_flight, s.jobs_total
     );
     println!(
         "tiles      {} done, {} failed, {} total ({:.1} tiles/s)",
@@ -238,11 +242,11 @@ fn print_status(s: &RunStatus) {
 pub async fn results(args: ResultsArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.client)?;
     let status: RunStatus = client.get_json(&format!("/runs/{}", args.run)).await?;
-    if status.state != RunState::Finished {
+    if !status.state.has_results() {
         bail!(
-            "run {} is {}; results exist once it has finished",
+            "run {} is {}; results exist once it has finished (or was cancelled)",
             args.run,
-            state_name(&status.state)
+            status.state.name()
         );
     }
     let mut written = Vec::new();

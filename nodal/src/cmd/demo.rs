@@ -259,7 +259,7 @@ async fn follow_runs(
         for ((study, s), bar) in runs.iter().zip(&bars) {
             let status = engine.run_status(s.run_id).await?;
             bar.set_position(status.tiles_done + status.tiles_failed);
-            if matches!(status.state, RunState::Finished | RunState::Failed { .. }) {
+            if status.state.is_ended() {
                 bar.finish();
                 done.push((*study, status));
             }

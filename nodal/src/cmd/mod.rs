@@ -7,6 +7,7 @@ pub mod client;
 pub mod coordinator;
 pub mod demo;
 pub mod model;
+pub mod model_card;
 pub mod run;
 pub mod submit;
 pub mod synth;

@@ -1,9 +1,12 @@
-//! `nodal model check DIR`: load a model folder as a worker does (card,
-//! ONNX hash, graph against card), run its JPEG reference tiles when it has
-//! them and compare the outputs with the recorded ones, else a synthetic
-//! batch, and print each output's shape and range and the time per batch.
+//! `nodal model card|check|publish`. `check DIR` loads a model folder as a
+//! worker does (card, ONNX hash, graph against card), runs its JPEG
+//! reference tiles when it has them and compares the outputs with the
+//! recorded ones, else a synthetic batch, and prints each output's shape
+//! and range and the time per batch. `publish DIR` loads it the same way,
+//! then puts it into the store. `card` is [`super::model_card`].
 
-use crate::args::RuntimeArgs;
+use super::model_card::{self, CardArgs};
+use crate::args::{RuntimeArgs, StoreArgs};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ndarray::{Array2, Array4, Axis};
@@ -28,9 +31,28 @@ pub struct ModelArgs {
 /// The `nodal model` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
+    /// Write card.json for an ONNX file from its graph's inputs and outputs.
+    Card(CardArgs),
     /// Load a model folder (card.json + ONNX file) as a worker would, run it,
     /// and check its reference outputs.
     Check(CheckArgs),
+    /// Check a model folder as `check` loads it, then put it into the store
+    /// (operator: S3 credentials, or the coordinator's proxy with an
+    /// operator token).
+    Publish(PublishArgs),
+}
+
+/// Options of `nodal model publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The model folder: card.json and the ONNX file it names.
+    pub dir: PathBuf,
+    /// The store to publish into.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// ONNX Runtime, to load the model as a worker would first.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// Options of `nodal model check`.
@@ -55,11 +77,54 @@ struct Batch {
     what: String,
 }
 
-/// Run `nodal model check`.
-pub fn run(args: ModelArgs) -> anyhow::Result<()> {
+/// Run `nodal model …`.
+pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
     match args.command {
+        ModelCommand::Card(args) => {
+            model_card::write_card(&args).map(|(_, report)| print!("{report}"))
+        }
         ModelCommand::Check(args) => check(&args).map(|report| print!("{report}")),
+        ModelCommand::Publish(args) => publish(&args).await.map(|report| print!("{report}")),
     }
+}
+
+/// Load the model as a worker would, then publish it; what to print. A
+/// version already published with another card is refused: runs name
+/// models by version, and a run's results must stay the model's.
+pub async fn publish(args: &PublishArgs) -> anyhow::Result<String> {
+    let runtime = Runtime::init(args.runtime.config(1)).context("loading ONNX Runtime")?;
+    let model = Model::from_dir(&runtime, &args.dir)
+        .with_context(|| format!("{}: the model does not load", args.dir.display()))?;
+    let card = model.card();
+    let store = args
+        .store
+        .open()
+        .await
+        .with_context(|| format!("opening the store {}", args.store.store))?;
+    let key = nodal_types::layout::card_key(&card.name, &card.version);
+    let card_path = args.dir.join("card.json");
+    let ours = std::fs::read(&card_path)
+        .with_context(|| format!("cannot read {}", card_path.display()))?;
+    match store.get(&key).await {
+        Ok(theirs) if theirs.as_ref() != ours.as_slice() => bail!(
+            "{}@{} is already published with another card ({key}); give the model a new --version",
+            card.name,
+            card.version
+        ),
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {key}")),
+    }
+    let published = nodal_coordinator::models::publish_model_dir(store.as_ref(), &args.dir)
+        .await
+        .with_context(|| format!("publishing {}", args.dir.display()))?;
+    Ok(format!(
+        "published {}@{} to {} ({key}, sha256 {})\n",
+        published.name,
+        published.version,
+        store.describe(),
+        published.onnx_sha256
+    ))
 }
 
 /// Load, run and check the model; the text to print, or an error naming
@@ -228,9 +293,10 @@ mod tests {
         )
         .unwrap();
         match cli.command {
-            Command::Model(ModelArgs {
-                command: ModelCommand::Check(args),
-            }) => args,
+            Command::Model(m) => match m.command {
+                ModelCommand::Check(args) => args,
+                other => panic!("{other:?}"),
+            },
             other => panic!("{other:?}"),
         }
     }
@@ -299,5 +365,60 @@ mod tests {
             e.contains("the model does not load") && e.contains("sha256"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn publish_puts_the_model_in_the_store_once_and_refuses_another_card_of_its_version() {
+        let dir = copy_with(None);
+        let store = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", store.path().display());
+        let publish_args = |dir: &Path| {
+            let cli = Cli::try_parse_from([
+                "nodal",
+                "model",
+                "publish",
+                dir.to_str().unwrap(),
+                "--store",
+                &url,
+            ])
+            .unwrap();
+            match cli.command {
+                Command::Model(m) => match m.command {
+                    ModelCommand::Publish(args) => args,
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }
+        };
+        let text = publish(&publish_args(dir.path())).await.unwrap();
+        assert!(text.starts_with("published ptc-ln@2.0.0"), "{text}");
+        let opened = publish_args(dir.path()).store.open().await.unwrap();
+        let resolved = nodal_coordinator::models::resolve_model(opened.as_ref(), "ptc-ln@2.0.0")
+            .await
+            .unwrap();
+        assert_eq!(resolved.card.name, "ptc-ln");
+        // The same folder again: nothing changes.
+        publish(&publish_args(dir.path())).await.unwrap();
+        // Another card under the same version is refused.
+        let path = dir.path().join("card.json");
+        let mut card: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        card["aggregation"] = "max".into();
+        std::fs::write(&path, serde_json::to_vec_pretty(&card).unwrap()).unwrap();
+        let e = publish(&publish_args(dir.path()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ptc-ln@2.0.0 is already published with another card"),
+            "{e}"
+        );
+        // A folder whose ONNX file is not the card's is refused before the store.
+        std::fs::write(dir.path().join("model.onnx"), b"not the model").unwrap();
+        let e = format!(
+            "{:#}",
+            publish(&publish_args(dir.path())).await.unwrap_err()
+        );
+        assert!(e.contains("the model does not load"), "{e}");
     }
 }

@@ -1,5 +1,5 @@
-//! `nodal run start|list|status|results` and `nodal archives`: start,
-//! list and follow runs, and list archives, from the command line, over the
+//! `nodal run start|list|cancel|status|results` and `nodal archives`: start,
+//! list, cancel and follow runs, and list archives, from the command line, over the
 //! coordinator's API (docs/api.md).
 
 use super::client::{self, ApiClient, ResultsArgs, StatusArgs};
@@ -25,6 +25,10 @@ pub enum RunCommand {
     Start(StartArgs),
     /// List runs, newest first.
     List(ListArgs),
+    /// Cancel a running run (operator): jobs not yet answered are dropped
+    /// unrun, the results so far are kept, every other case is reported
+    /// `cancelled` in failures.csv.
+    Cancel(CancelArgs),
     /// Show a run's progress (the same as `nodal status`).
     Status(StatusArgs),
     /// Download a finished run's result files (the same as `nodal results`).
@@ -70,6 +74,16 @@ pub struct ListArgs {
     pub client: ClientArgs,
 }
 
+/// Options of `nodal run cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run.
+    pub run: String,
+    /// The coordinator.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// Options of `nodal archives`.
 #[derive(Debug, Args)]
 pub struct ArchivesArgs {
@@ -90,6 +104,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         RunCommand::Start(args) => start(args).await,
         RunCommand::List(args) => {
             client::list_runs(&ApiClient::new(&args.client)?, args.json).await
+        }
+        RunCommand::Cancel(args) => {
+            let client = ApiClient::new(&args.client)?;
+            let status: RunStatus = client
+                .post_empty(&format!("/runs/{}/cancel", args.run))
+                .await?;
+            client::print_status(&status);
+            Ok(())
         }
         RunCommand::Status(args) => client::status(args).await,
         RunCommand::Results(args) => client::results(args).await,

@@ -33,9 +33,10 @@ impl Engine {
                 r.plan.clone(),
                 r.jobs.clone(),
                 r.republished,
+                r.cancelled.clone(),
             )
         });
-        let Some((spec, card, manifests, plan, jobs, republished)) = snapshot else {
+        let Some((spec, card, manifests, plan, jobs, republished, cancelled)) = snapshot else {
             return;
         };
         let settled = SettledRun {
@@ -45,6 +46,7 @@ impl Engine {
             plan: &plan,
             jobs: &jobs,
             republished,
+            cancelled: cancelled.as_ref(),
         };
         let outcome = self.write_results(settled).await;
         let mut runs = self.runs();
@@ -53,10 +55,14 @@ impl Engine {
         };
         match outcome {
             Ok(()) => {
-                run.state = RunState::Finished;
+                run.state = if run.cancelled.is_some() {
+                    RunState::Cancelled
+                } else {
+                    RunState::Finished
+                };
                 run.finished_at = Some(Utc::now());
                 timer.observe_duration();
-                info!(%run_id, "run finished");
+                info!(%run_id, state = run.state.name(), "run's result files written");
             }
             Err(EngineError::Store(e) | EngineError::Fenced(FenceError::Store(e)))
                 if e.is_transient() =>
@@ -136,13 +142,7 @@ impl Engine {
             gauge.with_label_values(&[state]).set(0);
         }
         for run in runs.values() {
-            let state = match run.state {
-                RunState::Running => "running",
-                RunState::Finalizing => "finalizing",
-                RunState::Finished => "finished",
-                RunState::Failed { .. } => "failed",
-            };
-            gauge.with_label_values(&[state]).inc();
+            gauge.with_label_values(&[run.state.name()]).inc();
         }
     }
 }

@@ -84,7 +84,8 @@ impl Engine {
         ))
     }
 
-    /// Resume every run that has a spec but no run.json.
+    /// Resume every run that has a spec but no run.json (a cancelled one is
+    /// settled at once, and finalized as cancelled).
     pub(super) async fn resume_all(&self) -> Result<(), EngineError> {
         let keys = self.inner.store.list(layout::RUNS).await?;
         let mut specs = Vec::new();
@@ -129,7 +130,12 @@ impl Engine {
             if published.is_some() {
                 live.mark_all_published(Instant::now());
             }
-            info!(%run_id, stored, jobs = live.jobs.len(), all_published = published.is_some(), "resuming run");
+            let cancelled = self.stored_cancellation(run_id).await?;
+            let was_cancelled = cancelled.is_some();
+            if let Some(c) = cancelled {
+                live.cancel(c);
+            }
+            info!(%run_id, stored, jobs = live.jobs.len(), all_published = published.is_some(), cancelled = was_cancelled, "resuming run");
             self.runs().insert(run_id, live);
         }
         Ok(())

@@ -9,8 +9,10 @@
 //! By concern: [`intake`] takes runs (create, plan, resume after a
 //! restart); [`supervision`] collects results and re-publishes what
 //! stalls; [`finalisation`] turns a settled run into its result files and
-//! statistics; [`queries`] answers what the API asks.
+//! statistics; [`cancellation`] stops a run an operator cancels;
+//! [`queries`] answers what the API asks.
 
+mod cancellation;
 mod catalog;
 mod finalisation;
 mod intake;
@@ -33,8 +35,8 @@ use nodal_common::retry::{RetryPolicy, retry};
 use nodal_common::store::{SharedStore, StoreError};
 use nodal_types::layout::manifest_key;
 use nodal_types::layout::{
-    self, RunObject, parse_part_key, part_key, published_key, run_file_key, run_record_key,
-    spec_key,
+    self, RunObject, cancelled_key, parse_part_key, part_key, published_key, run_file_key,
+    run_record_key, spec_key,
 };
 use nodal_types::manifest::Manifest;
 use nodal_types::model_card::ModelCard;
@@ -108,6 +110,14 @@ pub enum EngineError {
     /// The run has not finished yet.
     #[error("run {0} has not finished")]
     NotFinished(Uuid),
+    /// The run has ended (or is writing its result files): it cannot be cancelled.
+    #[error("run {run_id} is {state}: only a running run can be cancelled")]
+    Ended {
+        /// The run.
+        run_id: Uuid,
+        /// Its state's name.
+        state: &'static str,
+    },
     /// A named archive has no manifest in the store.
     #[error("unknown archive {0:?}: no manifest at {key} (submit it first; an interrupted submit has no manifest yet)", key = manifest_key(.0))]
     UnknownArchive(String),

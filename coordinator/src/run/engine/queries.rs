@@ -48,10 +48,15 @@ impl Engine {
             label: p.label,
             model: format!("{}@{}", p.model.name, p.model.version),
             archives: p.archives.into_iter().map(|a| a.archive_id).collect(),
-            state: RunState::Finished,
+            state: if p.cancelled.is_some() {
+                RunState::Cancelled
+            } else {
+                RunState::Finished
+            },
             jobs_total: p.counts.jobs,
-            jobs_done: p.counts.jobs - p.counts.jobs_failed,
+            jobs_done: p.counts.jobs - p.counts.jobs_failed - p.counts.jobs_cancelled,
             jobs_failed: p.counts.jobs_failed,
+            jobs_cancelled: p.counts.jobs_cancelled,
             jobs_in_flight: 0,
             tiles_total: p.counts.tiles_planned,
             tiles_done: p.counts.tiles_ok,
@@ -89,12 +94,13 @@ impl Engine {
         Ok(out)
     }
 
-    /// Wait until a run is finished or failed; returns its final status.
+    /// Wait until a run has ended (finished, failed or cancelled); returns
+    /// its final status.
     pub async fn wait_finished(&self, run_id: Uuid) -> Result<RunStatus, EngineError> {
         let mut changed = self.inner.changed.subscribe();
         loop {
             let status = self.run_status(run_id).await?;
-            if matches!(status.state, RunState::Finished | RunState::Failed { .. }) {
+            if status.state.is_ended() {
                 return Ok(status);
             }
             if changed.changed().await.is_err() {
@@ -103,7 +109,7 @@ impl Engine {
         }
     }
 
-    /// One of a finished run's result files.
+    /// One of a finished (or cancelled) run's result files.
     pub async fn result_file(&self, run_id: Uuid, name: &str) -> Result<Bytes, EngineError> {
         if !crate::run::RESULT_FILES.contains(&name) {
             return Err(EngineError::UnknownFile {
@@ -112,7 +118,7 @@ impl Engine {
             });
         }
         let status = self.run_status(run_id).await?;
-        if status.state != RunState::Finished {
+        if !status.state.has_results() {
             return Err(EngineError::NotFinished(run_id));
         }
         match self.inner.store.get(&run_file_key(run_id, name)).await {
