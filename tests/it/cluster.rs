@@ -440,22 +440,11 @@ impl Cluster {
         run_id: uuid::Uuid,
         timeout: Duration,
     ) -> anyhow::Result<RunStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(s) = self.run_status(run_id).await {
-                match &s.state {
-                    RunState::Finished => return Ok(s),
-                    RunState::Failed { reason } => bail!("run {run_id} failed: {reason}"),
-                    _ => {}
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "run {run_id} not finished after {timeout:?}\n{}",
-                    self.logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        let s = self.wait_ended(run_id, timeout).await?;
+        match &s.state {
+            RunState::Finished => Ok(s),
+            RunState::Failed { reason } => bail!("run {run_id} failed: {reason}"),
+            other => bail!("run {run_id} ended {}, not finished", other.name()),
         }
     }
 

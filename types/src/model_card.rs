@@ -168,6 +168,16 @@ pub enum ReportFeature {
     },
 }
 
+impl ReportFeature {
+    /// Slots the feature takes in the report vector.
+    pub fn width(&self) -> usize {
+        match self {
+            ReportFeature::Numeric { .. } => 1,
+            ReportFeature::Categorical { levels, .. } => levels.len(),
+        }
+    }
+}
+
 /// Why a report could not be encoded for a model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
@@ -200,13 +210,7 @@ impl ModelCard {
 
     /// Width of the encoded report vector (0 for image-only models).
     pub fn report_width(&self) -> usize {
-        self.report_features
-            .iter()
-            .map(|f| match f {
-                ReportFeature::Numeric { .. } => 1,
-                ReportFeature::Categorical { levels, .. } => levels.len(),
-            })
-            .sum()
+        self.report_features.iter().map(ReportFeature::width).sum()
     }
 
     /// The input of the given kind, if the model has one.

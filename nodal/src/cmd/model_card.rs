@@ -226,13 +226,7 @@ pub fn build_card(
         _ => args.classes.clone(),
     };
     let tile = nodal_submit::tiling::tile_spec(args.study);
-    let report_width: usize = report_features
-        .iter()
-        .map(|f| match f {
-            ReportFeature::Numeric { .. } => 1,
-            ReportFeature::Categorical { levels, .. } => levels.len(),
-        })
-        .sum();
+    let report_width: usize = report_features.iter().map(ReportFeature::width).sum();
     let mut inputs = Vec::new();
     for input in &signature.inputs {
         inputs.push(input_spec(
