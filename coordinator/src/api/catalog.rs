@@ -1,18 +1,20 @@
 //! `/models` and `/archives`: what the coordinator's store holds, as the
 //! engine reads it, filtered by what the token may see.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiPath;
 use super::state::ApiState;
 use crate::auth::Principal;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use nodal_types::archive_id::ArchiveId;
 use nodal_types::manifest::Manifest;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A published model, as `GET /models` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ModelSummary {
     /// Model name.
     pub name: String,
@@ -26,6 +28,15 @@ pub struct ModelSummary {
     pub onnx_sha256: String,
 }
 
+/// The published models (any token).
+#[utoipa::path(get, path = "/models", tag = "catalog",
+    responses(
+        (status = 200, description = "The models", body = Vec<ModelSummary>),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 422, description = "A stored card is unreadable (`bad_input`)", body = ErrorBody),
+        (status = 500, description = "The store answered something unreadable", body = ErrorBody),
+        (status = 503, description = "Standing by, or the store is unavailable: retry", body = ErrorBody),
+    ))]
 pub(super) async fn list_models(
     State(state): State<ApiState>,
     _who: Principal,
@@ -47,7 +58,7 @@ pub(super) async fn list_models(
 }
 
 /// What `GET /archives/{id}` tells about an archive.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArchiveSummary {
     /// The archive id.
     pub archive_id: String,
@@ -100,6 +111,16 @@ fn site_of_archive(archive_id: &str) -> &str {
     ArchiveId::site_of(archive_id).unwrap_or(archive_id)
 }
 
+/// The ids of the archives the token may see: a site's own, or all
+/// (site, operator).
+#[utoipa::path(get, path = "/archives", tag = "catalog",
+    responses(
+        (status = 200, description = "Archive ids", body = Vec<String>),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "An analyst token", body = ErrorBody),
+        (status = 500, description = "The store answered something unreadable", body = ErrorBody),
+        (status = 503, description = "Standing by, or the store is unavailable: retry", body = ErrorBody),
+    ))]
 pub(super) async fn list_archives(
     State(state): State<ApiState>,
     who: Principal,
@@ -119,10 +140,24 @@ pub(super) async fn list_archives(
     Ok(Json(ids).into_response())
 }
 
+/// What an archive holds: cases, eligible cases, images, tiles (the
+/// archive's site, or an operator).
+#[utoipa::path(get, path = "/archives/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "The archive id, `<site>.<hash>`")),
+    responses(
+        (status = 200, description = "The archive", body = ArchiveSummary),
+        (status = 400, description = "Not an archive id", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Another site's archive, or an analyst token", body = ErrorBody),
+        (status = 404, description = "No such archive (`unknown_archive`)", body = ErrorBody),
+        (status = 422, description = "Its manifest is unreadable (`bad_input`)", body = ErrorBody),
+        (status = 500, description = "The store answered something unreadable", body = ErrorBody),
+        (status = 503, description = "Standing by, or the store is unavailable: retry", body = ErrorBody),
+    ))]
 pub(super) async fn archive_summary(
     State(state): State<ApiState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     if !who.can_access_site(site_of_archive(&id)) {
         return Err(ApiError::forbidden("see another site's archives"));

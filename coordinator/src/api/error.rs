@@ -6,6 +6,8 @@ use crate::run::engine::EngineError;
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An API error: a status and a JSON body `{"error": ..., "kind": ...}`.
 #[derive(Debug)]
@@ -35,13 +37,27 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people: names the run, key, file or field.
+    pub error: String,
+    /// What went wrong, for programs: `bad_request`, `bad_json`,
+    /// `bad_key`, `bad_range`, `too_large`, `unauthorized`, `forbidden`,
+    /// `not_found`, `unknown_run`, `unknown_file`, `unknown_archive`,
+    /// `unknown_model`, `not_finished`, `already_ended`, `cannot_plan`,
+    /// `bad_input`, `store_refused`, `store_denied`, `unavailable`,
+    /// `standby` or `internal`.
+    pub kind: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(serde_json::json!({"error": self.message, "kind": self.kind})),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: self.message,
+            kind: self.kind.to_string(),
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -10,47 +10,49 @@
 //! unsatisfiable range, and a request for several ranges, is `416
 //! bad_range` (several ranges are refused, not answered whole).
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiPath;
+use super::openapi::ObjectBytes;
 use super::state::ApiState;
 use crate::auth::{Principal, StoreOp};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use nodal_common::store::{StoreError, StoreErrorKind, key_problem, prefix_problem};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use super::state::{DEFAULT_MAX_BODY_MIB, ProxyConfig};
 
-/// The proxy's routes, to merge into the API router.
-pub fn routes(config: ProxyConfig) -> Router<ApiState> {
-    Router::new()
-        .route("/store", get(list))
-        .route(
-            "/store/{*key}",
-            get(get_object)
-                .head(head_object)
-                .put(put_object)
-                .delete(delete_object),
-        )
+/// The proxy's routes, with their description, to merge into the API's.
+pub(super) fn routes(config: ProxyConfig) -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_object, head_object, put_object, delete_object))
         .layer(DefaultBodyLimit::max(config.max_body))
 }
 
 /// `?prefix=` of a listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// List the keys that start with this (`archives/<site>.` for a site).
     #[serde(default)]
     prefix: String,
 }
 
 /// One listed object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Listed {
+    /// Its key.
     key: String,
+    /// Its size in bytes.
     size: u64,
 }
 
@@ -93,6 +95,18 @@ fn store_error(e: StoreError) -> ApiError {
     ApiError::new(status, kind, format!("{} {:?}: {}", e.op, e.key, e.message))
 }
 
+/// The keys under a prefix the token may list, with their sizes.
+#[utoipa::path(get, path = "/store", tag = "store",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The objects, in key order", body = Vec<Listed>),
+        (status = 400, description = "Not a valid prefix (`bad_key`), or an unknown query parameter", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "A prefix outside what the token may list", body = ErrorBody),
+        (status = 422, description = "The store refused the listing (`store_refused`)", body = ErrorBody),
+        (status = 502, description = "The store refused the coordinator's credentials (`store_denied`)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable: retry", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<ApiState>,
     who: Principal,
@@ -196,10 +210,29 @@ fn bad_range(key: &str, value: &str, why: &str, total: Option<u64>) -> Response 
     response
 }
 
+/// An object's bytes, whole or one byte range of them.
+#[utoipa::path(get, path = "/store/{*key}", tag = "store",
+    params(
+        ("key" = String, Path, description = "The object's key (docs/store-layout.md)"),
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=first-last`, `bytes=first-` or `bytes=-count`"),
+    ),
+    responses(
+        (status = 200, description = "The object", body = ObjectBytes, content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for", body = ObjectBytes, content_type = "application/octet-stream",
+            headers(("Content-Range" = String, description = "`bytes first-last/size`"))),
+        (status = 400, description = "Not a valid key (`bad_key`)", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "A key outside what the token may touch", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 416, description = "A malformed or unsatisfiable range, or several (`bad_range`)", body = ErrorBody),
+        (status = 422, description = "The store refused the request (`store_refused`)", body = ErrorBody),
+        (status = 502, description = "The store refused the coordinator's credentials (`store_denied`)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable: retry", body = ErrorBody),
+    ))]
 async fn get_object(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admit(&who, StoreOp::Get, &key)?;
@@ -260,10 +293,23 @@ async fn get_object(
         .into_response())
 }
 
+/// Whether an object exists, and its size.
+#[utoipa::path(head, path = "/store/{*key}", tag = "store",
+    params(("key" = String, Path, description = "The object's key (docs/store-layout.md)")),
+    responses(
+        (status = 200, description = "The object exists", headers(("Content-Length" = u64, description = "Its size in bytes"))),
+        (status = 400, description = "Not a valid key (`bad_key`)", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "A key outside what the token may touch", body = ErrorBody),
+        (status = 404, description = "No such object"),
+        (status = 422, description = "The store refused the request (`store_refused`)", body = ErrorBody),
+        (status = 502, description = "The store refused the coordinator's credentials (`store_denied`)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable: retry", body = ErrorBody),
+    ))]
 async fn head_object(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     admit(&who, StoreOp::Head, &key)?;
     match state.store.head(&key).await.map_err(store_error)? {
@@ -279,10 +325,25 @@ async fn head_object(
     }
 }
 
+/// Store an object (replacing one under the same key).
+#[utoipa::path(put, path = "/store/{*key}", tag = "store",
+    params(("key" = String, Path, description = "The object's key (docs/store-layout.md)")),
+    request_body(content = Option<ObjectBytes>, content_type = "application/octet-stream",
+        description = "The object's bytes (none: an empty object)"),
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 400, description = "Not a valid key (`bad_key`)", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "A key outside what the token may touch", body = ErrorBody),
+        (status = 413, description = "The body is over --store-proxy-max-body-mib (`too_large`)", body = ErrorBody),
+        (status = 422, description = "The store refused the request (`store_refused`)", body = ErrorBody),
+        (status = 502, description = "The store refused the coordinator's credentials (`store_denied`)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable: retry", body = ErrorBody),
+    ))]
 async fn put_object(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     admit(&who, StoreOp::Put, &key)?;
@@ -306,10 +367,23 @@ async fn put_object(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Delete an object (a missing one is no error).
+#[utoipa::path(delete, path = "/store/{*key}", tag = "store",
+    params(("key" = String, Path, description = "The object's key (docs/store-layout.md)")),
+    responses(
+        (status = 204, description = "Deleted, or there was none"),
+        (status = 400, description = "Not a valid key (`bad_key`)", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "A key outside what the token may touch", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 422, description = "The store refused the request (`store_refused`)", body = ErrorBody),
+        (status = 502, description = "The store refused the coordinator's credentials (`store_denied`)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable: retry", body = ErrorBody),
+    ))]
 async fn delete_object(
     State(state): State<ApiState>,
     who: Principal,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     admit(&who, StoreOp::Delete, &key)?;
     state.store.delete(&key).await.map_err(store_error)?;

@@ -10,6 +10,7 @@ pub mod live;
 use chrono::{DateTime, Utc};
 use nodal_types::wire::ModelRef;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The result files a finished run has, relative to its folder. `run.json`
@@ -25,7 +26,7 @@ pub const RESULT_FILES: &[&str] = &[
 ];
 
 /// What a client asks for when it creates a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     /// Archive ids, in the order their cases should appear.
@@ -58,7 +59,7 @@ pub struct RunSpec {
 }
 
 /// Where a run stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum RunState {
     /// Jobs are out; results are coming in.
@@ -118,7 +119,7 @@ pub struct Cancellation {
 }
 
 /// A run's progress, as the API reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunStatus {
     /// The run.
     pub run_id: Uuid,

@@ -4,6 +4,7 @@
 use super::EngineError;
 use crate::models::parse_card;
 use nodal_common::store::ObjectStore;
+use nodal_types::archive_id::ArchiveId;
 use nodal_types::layout::{self, manifest_key};
 use nodal_types::manifest::Manifest;
 use nodal_types::model_card::ModelCard;
@@ -26,6 +27,9 @@ pub(super) async fn read_manifest(
     store: &dyn ObjectStore,
     archive_id: &str,
 ) -> Result<(Manifest, String), EngineError> {
+    if let Err(e) = archive_id.parse::<ArchiveId>() {
+        return Err(EngineError::BadRequest(e.to_string()));
+    }
     let key = manifest_key(archive_id);
     let bytes = match store.get(&key).await {
         Ok(b) => b,
