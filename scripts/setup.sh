@@ -7,8 +7,9 @@
 #   chromium  headless Chromium for the report test (Debian package)
 #   tls       stunnel4 and openssl, for the TLS tests (Debian packages)
 #   build     cmake and nasm, to build the bundled libjpeg-turbo (Debian packages)
-#   pyref     a Python venv in .cache/pyref-venv with Pillow, numpy, onnxruntime and onnx
-#             (pinned, from PyPI): the reference the parity test compares runs with
+#   pyref     a Python venv in .cache/pyref-venv with Pillow, numpy, onnxruntime, onnx and pydicom
+#             (pinned, from PyPI): the reference the parity test compares runs with, and
+#             the public DICOM ultrasound samples pydicom ships
 #   api       a Python venv in .cache/api-venv with schemathesis (pinned, from PyPI): the
 #             test that checks the live API against its /openapi.json
 #   deploy    podman, buildah, runc, catatonit and promtool (Debian packages) and a Python venv in
@@ -130,7 +131,7 @@ python_venv() {
 }
 
 # The analyst's pipeline, pinned as models/train/requirements.txt pins it.
-PYREF_REQUIREMENTS="pillow==13.0.0 numpy==2.4.6 onnxruntime==1.31.1 onnx==1.23.2"
+PYREF_REQUIREMENTS="pillow==13.0.0 numpy==2.4.6 onnxruntime==1.31.1 onnx==1.23.2 pydicom==3.0.1"
 
 setup_pyref() { python_venv pyref-venv "$PYREF_REQUIREMENTS"; }
 

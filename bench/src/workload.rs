@@ -308,6 +308,7 @@ async fn synthetic_archives(
             studies: vec![study],
             scale,
             seed,
+            format: nodal_synth::ImageFormat::Jpeg,
         };
         tokio::task::spawn_blocking(move || nodal_synth::generate(&config))
             .await

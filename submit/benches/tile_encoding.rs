@@ -30,6 +30,7 @@ fn synth_tiles(study: Study, scale: f64, dir: &Path) -> (Vec<RgbImage>, Vec<u8>)
         studies: vec![study],
         scale,
         seed: 5,
+        format: nodal_synth::ImageFormat::Jpeg,
     };
     if let Err(e) = nodal_synth::generate(&config) {
         panic!("synth failed: {e}");

@@ -60,6 +60,7 @@ fn case(
             orientation: scanned.orientation,
             qc: qc.clone(),
             tiles: Vec::new(),
+            dicom: scanned.dicom.clone(),
         });
     }
     let report = match row.report() {

@@ -1,10 +1,11 @@
-//! Decoding source images (JPEG or PNG) to 8-bit RGB, strictly: a truncated
+//! Decoding source images (JPEG, PNG or DICOM ultrasound, [`super::dicom`]) to 8-bit RGB, strictly: a truncated
 //! or corrupt file is an error, never a silently half-grey picture. The
 //! image's EXIF orientation is applied, so that QC and tiling see the
 //! picture as a viewer shows it.
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, RgbImage};
+use nodal_types::manifest::DicomInfo;
 use zune_jpeg::JpegDecoder;
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
@@ -13,13 +14,15 @@ use zune_jpeg::zune_core::options::DecoderOptions;
 /// Largest accepted image side, pixels.
 pub const MAX_SIDE: u32 = 16_384;
 
-/// The two accepted source image formats.
+/// The accepted source image formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
     /// JPEG (JFIF/Exif).
     Jpeg,
     /// PNG.
     Png,
+    /// DICOM Part 10 ultrasound.
+    Dicom,
 }
 
 impl SourceFormat {
@@ -29,16 +32,19 @@ impl SourceFormat {
             Some(Self::Jpeg)
         } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
             Some(Self::Png)
+        } else if super::dicom::is_dicom(bytes) {
+            Some(Self::Dicom)
         } else {
             None
         }
     }
 
-    /// `JPEG` or `PNG`, for messages.
+    /// `JPEG`, `PNG` or `DICOM`, for messages.
     pub fn name(self) -> &'static str {
         match self {
             Self::Jpeg => "JPEG",
             Self::Png => "PNG",
+            Self::Dicom => "DICOM",
         }
     }
 }
@@ -49,16 +55,18 @@ impl SourceFormat {
 pub struct DecodeError(pub String);
 
 /// What a file's header announces, without decoding pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageHeader {
-    /// JPEG or PNG.
+    /// JPEG, PNG or DICOM.
     pub format: SourceFormat,
     /// Width of the stored pixels.
     pub width: u32,
     /// Height of the stored pixels.
     pub height: u32,
-    /// The EXIF orientation tag (1–8; 1 when absent or invalid).
+    /// The EXIF orientation tag (1–8; 1 when absent or invalid, and for DICOM).
     pub orientation: u8,
+    /// The allowlisted DICOM attributes, for a DICOM file.
+    pub dicom: Option<DicomInfo>,
 }
 
 impl ImageHeader {
@@ -72,7 +80,7 @@ impl ImageHeader {
     }
 }
 
-/// Read the header of a JPEG or PNG file: format, size and orientation.
+/// Read the header of a JPEG, PNG or DICOM file: format, size and orientation.
 /// A file of another kind is refused without quoting its content.
 pub fn header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
     if bytes.is_empty() {
@@ -80,7 +88,7 @@ pub fn header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
     }
     let format = SourceFormat::sniff(bytes).ok_or_else(|| {
         DecodeError(
-            "not a JPEG or PNG image (it starts with neither the JPEG nor the PNG signature)"
+            "not a JPEG, PNG or DICOM image (it has neither the JPEG nor the PNG signature, nor DICM at byte 128)"
                 .into(),
         )
     })?;
@@ -99,6 +107,16 @@ pub fn header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
                 .unwrap_or(Orientation::NoTransforms);
             (u32::from(info.width), u32::from(info.height), orientation)
         }
+        SourceFormat::Dicom => {
+            let head = super::dicom::header(bytes)?;
+            return Ok(ImageHeader {
+                format,
+                width: head.width,
+                height: head.height,
+                orientation: 1,
+                dicom: Some(head.info),
+            });
+        }
         SourceFormat::Png => {
             let mut decoder = png_decoder(bytes, "bad PNG header")?;
             let (width, height) = decoder.dimensions();
@@ -112,17 +130,23 @@ pub fn header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
         width,
         height,
         orientation: orientation.to_exif(),
+        dicom: None,
     })
 }
 
 /// Decode a whole JPEG or PNG file to RGB, its EXIF orientation applied.
 /// Alpha is dropped, grey is expanded, 16-bit samples are reduced to 8 bits.
+/// A DICOM file gives its chosen frame, masked as [`super::dicom`] says.
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+    if SourceFormat::sniff(bytes) == Some(SourceFormat::Dicom) {
+        return super::dicom::decode_rgb(bytes).map(|(rgb, _)| rgb);
+    }
     let header = header(bytes)?;
     let (format, width, height) = (header.format, header.width, header.height);
     let image = match format {
         SourceFormat::Jpeg => decode_jpeg(bytes, width, height)?,
         SourceFormat::Png => decode_png(bytes)?,
+        SourceFormat::Dicom => super::dicom::decode_rgb(bytes)?.0,
     };
     if image.dimensions() != (width, height) {
         return Err(DecodeError(format!(
@@ -163,7 +187,8 @@ fn options() -> DecoderOptions {
         .set_max_height(MAX_SIDE as usize)
 }
 
-fn check_size(width: u32, height: u32) -> Result<(), DecodeError> {
+/// Refuse an empty image or one larger than [`MAX_SIDE`].
+pub(crate) fn check_size(width: u32, height: u32) -> Result<(), DecodeError> {
     if width == 0 || height == 0 {
         return Err(DecodeError(format!("the image is {width}×{height} pixels")));
     }
@@ -286,11 +311,11 @@ mod tests {
             decode_rgb(b"GIF89a....")
                 .unwrap_err()
                 .0
-                .contains("not a JPEG or PNG")
+                .contains("not a JPEG, PNG or DICOM")
         );
         assert!(decode_rgb(b"").unwrap_err().0.contains("empty"));
         let refused = decode_rgb(b"root:x:0:0:root").unwrap_err().0;
-        assert!(refused.contains("not a JPEG or PNG"), "{refused}");
+        assert!(refused.contains("not a JPEG, PNG or DICOM"), "{refused}");
         // Nothing of a refused file's content is echoed, neither as text
         // nor as hex.
         assert!(

@@ -8,7 +8,7 @@ use super::problem::Problem;
 use super::qc;
 use super::scan::{ScannedImage, read_verified};
 use super::site_folder::SiteFolder;
-use nodal_types::manifest::{QcThresholds, QcVerdict};
+use nodal_types::manifest::{DicomInfo, QcReason, QcThresholds, QcVerdict};
 use nodal_types::study::Study;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -53,9 +53,24 @@ fn inspect_one(
     image: &ScannedImage,
 ) -> Result<(String, QcVerdict), Problem> {
     let path = &image.file.path;
+    if image.dicom.as_ref().is_some_and(DicomInfo::unmaskable) {
+        return Ok((path.clone(), burned_in()));
+    }
     let _memory = budget.reserve(decode_cost(image.width, image.height));
     let bytes = read_verified(folder, &image.file).map_err(|e| Problem::file(path, e))?;
     let pixels = decode::decode_rgb(&bytes).map_err(|e| Problem::file(path, e.0))?;
     let verdict = qc::judge(&qc::measure(study, &pixels), thresholds);
     Ok((path.clone(), verdict))
+}
+
+/// The verdict on a DICOM image that may carry burned-in patient text
+/// and has no ultrasound region to keep: excluded unread.
+fn burned_in() -> QcVerdict {
+    QcVerdict {
+        passed: false,
+        reason: Some(QcReason::BurnedInAnnotation),
+        coverage: 0.0,
+        laplacian_var: 0.0,
+        artefact_fraction: 0.0,
+    }
 }

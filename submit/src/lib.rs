@@ -15,6 +15,7 @@ pub mod assemble;
 pub mod cases_table;
 pub mod csv_schema;
 pub mod decode;
+pub mod dicom;
 pub mod eligibility;
 pub mod error;
 pub mod inspect;

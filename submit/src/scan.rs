@@ -7,7 +7,7 @@ use super::decode;
 use super::problem::Problem;
 use super::report;
 use super::site_folder::{AccessError, SiteFolder};
-use nodal_types::manifest::{ReportValue, SourceFile};
+use nodal_types::manifest::{DicomInfo, ReportValue, SourceFile};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -25,6 +25,8 @@ pub struct ScannedImage {
     pub height: u32,
     /// The EXIF orientation applied when decoding (1 = none).
     pub orientation: u8,
+    /// The allowlisted attributes of a DICOM source.
+    pub dicom: Option<DicomInfo>,
 }
 
 /// What the scan found.
@@ -166,6 +168,7 @@ fn scan_one(folder: &SiteFolder, min_side: u32, l: &Listed<'_>) -> Result<Scanne
                 width,
                 height,
                 orientation: header.orientation,
+                dicom: header.dicom,
             }))
         }
         Role::Report => {

@@ -116,8 +116,11 @@ impl Summary {
         row("  eligible with tiles", self.runnable.to_string());
         row("images", self.images.to_string());
         row("  passed QC", self.qc_passed.to_string());
-        for reason in [QcReason::Blank, QcReason::Blur, QcReason::Artefact] {
+        for reason in QcReason::ALL {
             let n = self.qc_failed.get(&reason).copied().unwrap_or(0);
+            if n == 0 && reason == QcReason::BurnedInAnnotation {
+                continue;
+            }
             row(&format!("  QC failed: {}", reason.as_str()), n.to_string());
         }
         row("tiles", self.tiles.to_string());

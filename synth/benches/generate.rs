@@ -22,6 +22,7 @@ fn bench(c: &mut Criterion) {
                     studies: vec![study],
                     scale,
                     seed: 1,
+                    format: nodal_synth::ImageFormat::Jpeg,
                 };
                 generate(&config).expect("synth runs")
             })

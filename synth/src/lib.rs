@@ -10,6 +10,7 @@
 mod alloc;
 mod canvas;
 mod cytology;
+mod dicom;
 mod error;
 mod font;
 mod noise;
@@ -45,6 +46,21 @@ pub struct SynthConfig {
     pub scale: f64,
     /// Seed of every random stream.
     pub seed: u64,
+    /// How the ultrasound images are written.
+    pub format: ImageFormat,
+}
+
+/// The file format of the ultrasound images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageFormat {
+    /// Baseline JPEG files, as today.
+    #[default]
+    Jpeg,
+    /// DICOM Ultrasound Multi-frame Image Storage as PACS exports it: a
+    /// three-frame cine loop (the middle frame is the case's picture),
+    /// JPEG baseline YBR_FULL_422, fake patient identifiers in the header
+    /// and burned into a top banner (`docs/archive-format.md`).
+    Dicom,
 }
 
 /// Number of cases a study has at `scale`.
@@ -88,6 +104,7 @@ pub fn generate_with_progress(
             dir,
             seed: config.seed,
             cases: study_cases(study, config.scale),
+            format: config.format,
             on_case,
         };
         let out = match study {
@@ -143,6 +160,8 @@ pub(crate) struct StudyCtx<'a> {
     pub seed: u64,
     /// Number of cases over all sites.
     pub cases: usize,
+    /// How ultrasound images are written.
+    pub format: ImageFormat,
     /// Called once per finished case.
     pub on_case: &'a (dyn Fn() + Sync),
 }

@@ -29,6 +29,11 @@ pub(crate) fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
 
 /// Encode an image as baseline JPEG and write it.
 pub(crate) fn write_jpeg(path: &Path, img: &RgbImage) -> Result<(), SynthError> {
+    write_bytes(path, &encode_jpeg(path, img)?)
+}
+
+/// Encode an image as baseline JPEG (`path` names it in errors).
+pub(crate) fn encode_jpeg(path: &Path, img: &RgbImage) -> Result<Vec<u8>, SynthError> {
     let mut buf = Vec::with_capacity(img.len() / 6);
     let (Ok(w), Ok(h)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
         return Err(SynthError::Io {
@@ -42,7 +47,7 @@ pub(crate) fn write_jpeg(path: &Path, img: &RgbImage) -> Result<(), SynthError> 
             path: path.to_owned(),
             source,
         })?;
-    write_bytes(path, &buf)
+    Ok(buf)
 }
 
 /// Write rows as a CSV file with a header row taken from the row type's fields.

@@ -42,6 +42,8 @@ pub(crate) enum Purpose {
     Record = 3,
     /// One image's pixels.
     Pixels = 4,
+    /// The fake patient identifiers of a DICOM export.
+    Identity = 5,
 }
 
 /// Numeric tag of a study in stream paths.

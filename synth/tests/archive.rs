@@ -24,6 +24,7 @@ fn config(out: &Path, seed: u64) -> SynthConfig {
         studies: Study::ALL.to_vec(),
         scale: 0.01,
         seed,
+        format: nodal_synth::ImageFormat::Jpeg,
     }
 }
 

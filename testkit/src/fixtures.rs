@@ -39,6 +39,7 @@ pub fn image(tiles: usize, passed: bool) -> ImageEntry {
                 },
             })
             .collect(),
+        dicom: None,
     }
 }
 

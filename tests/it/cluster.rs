@@ -78,6 +78,7 @@ pub async fn shared_synth(
         studies: studies.to_vec(),
         scale,
         seed,
+        format: nodal_synth::ImageFormat::Jpeg,
     };
     tokio::task::spawn_blocking(move || nodal_synth::generate(&config)).await??;
     shared.insert(key, Arc::downgrade(&dir));
@@ -216,9 +217,10 @@ impl Cluster {
             studies: Study::ALL.to_vec(),
             scale,
             seed,
+            format: nodal_synth::ImageFormat::Jpeg,
         };
         tokio::task::spawn_blocking(move || nodal_synth::generate(&config)).await??;
-        self.submit_sites(&out, &Study::ALL).await
+        self.submit_folder(&out, &Study::ALL).await
     }
 
     /// Submit `studies` from synthetic folders shared with the other tests
@@ -232,11 +234,11 @@ impl Cluster {
         let synth = shared_synth(studies, scale, seed).await?;
         let out = synth.path().to_path_buf();
         self.synth = Some(synth);
-        self.submit_sites(&out, studies).await
+        self.submit_folder(&out, studies).await
     }
 
     /// Submit every site folder of `studies` under `out` to S3.
-    async fn submit_sites(&mut self, out: &Path, studies: &[Study]) -> anyhow::Result<()> {
+    pub async fn submit_folder(&mut self, out: &Path, studies: &[Study]) -> anyhow::Result<()> {
         for &study in studies {
             let study_dir = out.join(study.as_str());
             let mut sites: Vec<PathBuf> = std::fs::read_dir(&study_dir)?

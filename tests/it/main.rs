@@ -11,6 +11,8 @@ mod bad_input;
 mod broker_suite;
 mod cancel;
 mod cluster;
+mod dicom_e2e;
+mod dicom_samples;
 mod e2e_run;
 mod fault_broker;
 mod fault_coordinator;

@@ -87,6 +87,7 @@ fn synth(seed: u64) -> TempDir {
         studies: Study::ALL.to_vec(),
         scale: 0.01,
         seed,
+        format: nodal_synth::ImageFormat::Jpeg,
     };
     nodal_synth::generate(&config).unwrap();
     dir

@@ -39,6 +39,7 @@ async fn planned_jobs(store: &SharedStore, reference: &ModelRef) -> Vec<Job> {
         studies: vec![Study::Cytology],
         scale: 0.004,
         seed: 7,
+        format: nodal_synth::ImageFormat::Jpeg,
     };
     nodal_synth::generate(&config).unwrap();
     let site = dir.path().join("out/cytology/cy-a");

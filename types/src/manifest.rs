@@ -319,6 +319,64 @@ pub struct ImageEntry {
     pub qc: QcVerdict,
     /// The tiles cut from the image (empty when QC failed).
     pub tiles: Vec<TileRef>,
+    /// For a DICOM source, the allowlisted attributes of its header
+    /// (`docs/archive-format.md`, "DICOM ultrasound"); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dicom: Option<DicomInfo>,
+}
+
+/// The only attributes of a DICOM header that leave the site: how the
+/// image was read, never who or where it is from (the allowlist of
+/// `docs/archive-format.md`, after DICOM PS3.15 Annex E).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DicomInfo {
+    /// Number of Frames (1 for a single image).
+    pub frames: u32,
+    /// The 0-based frame read: the middle one, `frames / 2`.
+    pub frame: u32,
+    /// Transfer Syntax UID (a standard UID, never an instance UID).
+    pub transfer_syntax: String,
+    /// Photometric Interpretation as stored.
+    pub photometric_interpretation: String,
+    /// Pixel spacing (x, y) in mm, from the first ultrasound region or
+    /// Pixel Spacing, when present.
+    pub pixel_spacing_mm: Option<[f64; 2]>,
+    /// Burned In Annotation (0028,0301) as stated: `YES`, `NO`, or absent.
+    pub burned_in_annotation: Option<String>,
+    /// True when everything outside `regions` was blacked out before QC
+    /// and tiling (always, unless Burned In Annotation is `NO`).
+    pub masked: bool,
+    /// The ultrasound regions (0018,6011), inclusive pixel rectangles.
+    pub regions: Vec<Region>,
+}
+
+impl DicomInfo {
+    /// True when the pixels may carry burned-in text and there is no
+    /// ultrasound region to keep: the image is excluded
+    /// ([`QcReason::BurnedInAnnotation`]).
+    pub fn unmaskable(&self) -> bool {
+        self.masked && self.regions.is_empty()
+    }
+}
+
+/// An inclusive pixel rectangle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    /// Left column.
+    pub x0: u32,
+    /// Top row.
+    pub y0: u32,
+    /// Right column (inclusive).
+    pub x1: u32,
+    /// Bottom row (inclusive).
+    pub y1: u32,
+}
+
+impl Region {
+    /// True when pixel (`x`, `y`) lies inside.
+    pub fn contains(&self, x: u32, y: u32) -> bool {
+        (self.x0..=self.x1).contains(&x) && (self.y0..=self.y1).contains(&y)
+    }
 }
 
 fn no_orientation() -> u8 {
@@ -350,15 +408,28 @@ pub enum QcReason {
     Blur,
     /// Heavy artefacts (ink, bubbles, folds, debris).
     Artefact,
+    /// A DICOM image that may carry burned-in patient text and has no
+    /// ultrasound region outside which it could be masked.
+    #[serde(rename = "burned_in_annotation")]
+    BurnedInAnnotation,
 }
 
 impl QcReason {
+    /// Every reason, in the order reports list them.
+    pub const ALL: [QcReason; 4] = [
+        QcReason::Blank,
+        QcReason::Blur,
+        QcReason::Artefact,
+        QcReason::BurnedInAnnotation,
+    ];
+
     /// The lowercase name used in files.
     pub fn as_str(self) -> &'static str {
         match self {
             QcReason::Blank => "blank",
             QcReason::Blur => "blur",
             QcReason::Artefact => "artefact",
+            QcReason::BurnedInAnnotation => "burned_in_annotation",
         }
     }
 }

@@ -202,6 +202,7 @@ async fn synthesise(dir: &Path, scale: f64, seed: u64, quiet: bool) -> anyhow::R
         studies: Study::ALL.to_vec(),
         scale,
         seed,
+        format: nodal_synth::ImageFormat::Jpeg,
     };
     let bar = if quiet {
         ProgressBar::hidden()

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use nodal_synth::{SynthConfig, SynthSummary};
+use nodal_synth::{ImageFormat, SynthConfig, SynthSummary};
 use nodal_types::study::Study;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,6 +29,24 @@ impl StudyChoice {
     }
 }
 
+/// The `--format` of `nodal synth`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatChoice {
+    /// Baseline JPEG images.
+    Jpeg,
+    /// DICOM ultrasound (the cytology study stays JPEG).
+    Dicom,
+}
+
+impl From<FormatChoice> for ImageFormat {
+    fn from(choice: FormatChoice) -> Self {
+        match choice {
+            FormatChoice::Jpeg => ImageFormat::Jpeg,
+            FormatChoice::Dicom => ImageFormat::Dicom,
+        }
+    }
+}
+
 /// Options of `nodal synth`.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
@@ -44,6 +62,11 @@ pub struct SynthArgs {
     /// Seed of every random stream; the same seed gives byte-identical files.
     #[arg(long, env = "NODAL_SYNTH_SEED", default_value_t = 42)]
     pub seed: u64,
+    /// How the ultrasound images are written: `jpeg`, or `dicom` (a
+    /// PACS-style cine loop with fake identifiers in the header and the
+    /// burned-in banner; docs/archive-format.md).
+    #[arg(long, value_enum, default_value = "jpeg")]
+    pub format: FormatChoice,
     /// Do not draw a progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -56,6 +79,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         studies: args.study.studies(),
         scale: args.scale,
         seed: args.seed,
+        format: args.format.into(),
     };
     let bar = if args.quiet {
         ProgressBar::hidden()

@@ -10,7 +10,9 @@ mod scan;
 use crate::plan::{self, CaseKey, ImageKey, Site};
 use crate::seed::{self, Purpose};
 use crate::summary::{SiteSummary, StudySummary};
-use crate::{PlantedRow, StudyCtx, StudyOutput, SynthError, alloc, output, rel, under};
+use crate::{
+    ImageFormat, PlantedRow, StudyCtx, StudyOutput, SynthError, alloc, dicom, output, rel, under,
+};
 use nodal_types::ajcc::{Category, DistantMetastasis, RegionalNodes, StageGroup};
 use nodal_types::manifest::QcReason;
 use nodal_types::study::Study;
@@ -134,6 +136,43 @@ struct CaseOut {
     planted: Vec<PlantedRow>,
 }
 
+/// Write the case's picture as a three-frame DICOM cine loop, the
+/// picture in the middle between two dimmer frames, with its fake
+/// patient in the header and the banner.
+fn write_dicom(
+    ctx: &StudyCtx,
+    (s, i): CaseKey,
+    case: &record::UsCase,
+    mut canvas: crate::canvas::Canvas,
+    grain: u64,
+    path: &std::path::Path,
+) -> Result<(), SynthError> {
+    let mut rng = seed::stream(
+        ctx.seed,
+        &[tag(), Purpose::Identity as u64, s as u64, i as u64],
+    );
+    let patient = dicom::FakePatient::new(
+        SITES[s].name,
+        i + 1,
+        case.age,
+        &case.exam_date,
+        rng.random_range(0..100_000_000),
+    );
+    patient.burn_banner(&mut canvas);
+    let picture = canvas.to_image(1.5, grain);
+    let mut dim = picture.clone();
+    dim.pixels_mut()
+        .for_each(|p| p.0 = p.0.map(|c| (u16::from(c) * 3 / 5) as u8));
+    dicom::write_ultrasound(
+        path,
+        &[dim.clone(), picture, dim],
+        &patient,
+        &case.exam_date,
+        rng.random(),
+        f64::from(1.0 / scan::PX_PER_MM),
+    )
+}
+
 fn yn(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
@@ -167,11 +206,19 @@ fn make_case(
         Some(QcReason::Artefact) => artefact::apply(&mut canvas, &mut px_rng),
         _ => {}
     }
-    let image = rel(&["images", &format!("{case_id}.jpg")]);
-    output::write_jpeg(
-        &under(&site_dir, &image),
-        &canvas.to_image(1.5, px_rng.random()),
-    )?;
+    let grain = px_rng.random();
+    let image = match ctx.format {
+        ImageFormat::Jpeg => {
+            let image = rel(&["images", &format!("{case_id}.jpg")]);
+            output::write_jpeg(&under(&site_dir, &image), &canvas.to_image(1.5, grain))?;
+            image
+        }
+        ImageFormat::Dicom => {
+            let image = rel(&["images", &format!("{case_id}.dcm")]);
+            write_dicom(ctx, (s, i), &case, canvas, grain, &under(&site_dir, &image))?;
+            image
+        }
+    };
 
     let report_path = rel(&["reports", &format!("{case_id}.json")]);
     let report = Report {

@@ -20,7 +20,7 @@ pub(crate) const HEIGHT: usize = 480;
 /// The imaged field (x0, y0, x1, y1).
 const FIELD: (usize, usize, usize, usize) = (80, 40, 560, 440);
 /// Pixels per millimetre of tissue.
-const PX_PER_MM: f32 = 6.5;
+pub(crate) const PX_PER_MM: f32 = 6.5;
 
 /// How a site's scanner renders frames.
 #[derive(Debug, Clone, Copy)]
