@@ -134,7 +134,7 @@ pub fn header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
     })
 }
 
-/// Decode a whole JPEG or PNG file to RGB, its EXIF orientation applied.
+/// Decode a whole JPEG, PNG or DICOM file to RGB; a JPEG or PNG has its EXIF orientation applied.
 /// Alpha is dropped, grey is expanded, 16-bit samples are reduced to 8 bits.
 /// A DICOM file gives its chosen frame, masked as [`super::dicom`] says.
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, DecodeError> {

@@ -86,7 +86,10 @@ fn check_complete(
         .map_err(|e| located("Pixel Data", tags::PIXEL_DATA, e))?
         .ok_or_else(|| DecodeError("the DICOM file has no Pixel Data (7FE0,0010)".into()))?;
     if let Some(fragments) = pixels.value().fragments() {
-        let jpeg = header.info.transfer_syntax.starts_with("1.2.840.10008.1.2.4.5");
+        let jpeg = header
+            .info
+            .transfer_syntax
+            .starts_with("1.2.840.10008.1.2.4.5");
         let last = fragments.last().map(Vec::as_slice).unwrap_or_default();
         let end = last.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         if fragments.len() < header.info.frames as usize
@@ -97,19 +100,28 @@ fn check_complete(
                 "truncated DICOM pixel data: {} fragments for {} frames, or the fragment sequence does not end{}",
                 fragments.len(),
                 header.info.frames,
-                if jpeg { ", the last without a JPEG end-of-image marker" } else { "" }
+                if jpeg {
+                    ", the last without a JPEG end-of-image marker"
+                } else {
+                    ""
+                }
             )));
         }
         return Ok(());
     }
     let samples = number(obj, tags::SAMPLES_PER_PIXEL, "Samples per Pixel")?.unwrap_or(1);
-    let bytes = number(obj, tags::BITS_ALLOCATED, "Bits Allocated")?.unwrap_or(8).div_ceil(8);
+    let bytes = number(obj, tags::BITS_ALLOCATED, "Bits Allocated")?
+        .unwrap_or(8)
+        .div_ceil(8);
     let need = u64::from(header.width)
         * u64::from(header.height)
         * u64::from(samples)
         * u64::from(bytes)
         * u64::from(header.info.frames);
-    let have = pixels.value().primitive().map_or(0, |p| p.calculate_byte_len()) as u64;
+    let have = pixels
+        .value()
+        .primitive()
+        .map_or(0, |p| p.calculate_byte_len()) as u64;
     if have < need {
         return Err(DecodeError(format!(
             "truncated DICOM pixel data: {have} bytes for the {need} of {} frames",
@@ -125,7 +137,11 @@ fn header_of(obj: &DefaultDicomObject) -> Result<DicomHeader, DecodeError> {
         let shown = if modality.is_empty() {
             "absent".to_owned()
         } else {
-            modality.chars().filter(char::is_ascii_alphanumeric).take(8).collect()
+            modality
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(8)
+                .collect()
         };
         return Err(DecodeError(format!(
             "the DICOM file's Modality (0008,0060) is {shown}, not US: only ultrasound is accepted as DICOM"
@@ -149,7 +165,11 @@ fn header_of(obj: &DefaultDicomObject) -> Result<DicomHeader, DecodeError> {
     let info = DicomInfo {
         frames,
         frame: frames / 2,
-        transfer_syntax: obj.meta().transfer_syntax().trim_end_matches('\0').to_owned(),
+        transfer_syntax: obj
+            .meta()
+            .transfer_syntax()
+            .trim_end_matches('\0')
+            .to_owned(),
         photometric_interpretation: text(
             obj,
             tags::PHOTOMETRIC_INTERPRETATION,
@@ -213,12 +233,8 @@ fn regions(obj: &DefaultDicomObject, width: u32, height: u32) -> Result<Vec<Regi
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let corner = |tag, name| {
-            number(item, tag, name)?.ok_or_else(|| {
-                DecodeError(format!(
-                    "ultrasound region {} has no {name}",
-                    i + 1
-                ))
-            })
+            number(item, tag, name)?
+                .ok_or_else(|| DecodeError(format!("ultrasound region {} has no {name}", i + 1)))
         };
         let region = Region {
             x0: corner(tags::REGION_LOCATION_MIN_X0, "Region Location Min X0")?,
@@ -267,8 +283,14 @@ fn pixel_spacing(obj: &DefaultDicomObject) -> Result<Option<[f64; 2]>, DecodeErr
                 .map(|el| el.to_float64().map_err(|e| located(name, tag, e)))
                 .transpose()
         };
-        if units(tags::PHYSICAL_UNITS_X_DIRECTION, "Physical Units X Direction")? == Some(CM)
-            && units(tags::PHYSICAL_UNITS_Y_DIRECTION, "Physical Units Y Direction")? == Some(CM)
+        if units(
+            tags::PHYSICAL_UNITS_X_DIRECTION,
+            "Physical Units X Direction",
+        )? == Some(CM)
+            && units(
+                tags::PHYSICAL_UNITS_Y_DIRECTION,
+                "Physical Units Y Direction",
+            )? == Some(CM)
             && let (Some(dx), Some(dy)) = (
                 delta(tags::PHYSICAL_DELTA_X, "Physical Delta X")?,
                 delta(tags::PHYSICAL_DELTA_Y, "Physical Delta Y")?,
@@ -343,7 +365,9 @@ fn frame_rgb(obj: &DefaultDicomObject, frame: u32) -> Result<RgbImage, DecodeErr
                 out.extend(ybr_to_rgb([y, data[pair + 2], data[pair + 3]]));
             }
         }
-        (PhotometricInterpretation::Monochrome2, 1) => data[..n].iter().for_each(|&g| out.extend([g; 3])),
+        (PhotometricInterpretation::Monochrome2, 1) => {
+            data[..n].iter().for_each(|&g| out.extend([g; 3]))
+        }
         (PhotometricInterpretation::Monochrome1, 1) => {
             data[..n].iter().for_each(|&g| out.extend([255 - g; 3]));
         }

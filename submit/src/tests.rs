@@ -487,7 +487,7 @@ fn broken_folders() -> Vec<Broken> {
             name: "not an image",
             study: Study::Ultrasound,
             breaks: |e| e.write("images/U2.jpg", b"<html>moved</html>"),
-            expect: "images/U2.jpg: not a JPEG or PNG image (it starts with neither the JPEG nor the PNG signature) (listed at cases.csv:3)",
+            expect: "images/U2.jpg: not a JPEG, PNG or DICOM image (it has neither the JPEG nor the PNG signature, nor DICM at byte 128) (listed at cases.csv:3)",
         },
         Broken {
             name: "empty image",

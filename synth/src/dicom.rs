@@ -91,43 +91,118 @@ pub(crate) fn write_ultrasound(
     let date = exam_date.replace('-', "");
     let mut obj = InMemDicomObject::new_empty();
     let mut put = |tag, vr, value: PrimitiveValue| obj.put(DataElement::new(tag, vr, value));
-    put(tags::SOP_CLASS_UID, VR::UI, uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE.into());
+    put(
+        tags::SOP_CLASS_UID,
+        VR::UI,
+        uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE.into(),
+    );
     put(tags::SOP_INSTANCE_UID, VR::UI, uid.clone().into());
     put(tags::STUDY_DATE, VR::DA, date.clone().into());
-    put(tags::ACCESSION_NUMBER, VR::SH, format!("ACC{instance:010}").get(..16).unwrap_or("ACC").into());
+    put(
+        tags::ACCESSION_NUMBER,
+        VR::SH,
+        format!("ACC{instance:010}")
+            .get(..16)
+            .unwrap_or("ACC")
+            .into(),
+    );
     put(tags::MODALITY, VR::CS, "US".into());
-    put(tags::INSTITUTION_NAME, VR::LO, patient.institution.clone().into());
-    put(tags::REFERRING_PHYSICIAN_NAME, VR::PN, "FAKEDOCTOR^SYNTH".into());
+    put(
+        tags::INSTITUTION_NAME,
+        VR::LO,
+        patient.institution.clone().into(),
+    );
+    put(
+        tags::REFERRING_PHYSICIAN_NAME,
+        VR::PN,
+        "FAKEDOCTOR^SYNTH".into(),
+    );
     put(tags::PATIENT_NAME, VR::PN, patient.name.clone().into());
     put(tags::PATIENT_ID, VR::LO, patient.id.clone().into());
-    put(tags::PATIENT_BIRTH_DATE, VR::DA, patient.birth_date.clone().into());
+    put(
+        tags::PATIENT_BIRTH_DATE,
+        VR::DA,
+        patient.birth_date.clone().into(),
+    );
     put(tags::STUDY_INSTANCE_UID, VR::UI, format!("{uid}.1").into());
     put(tags::SERIES_INSTANCE_UID, VR::UI, format!("{uid}.2").into());
     put(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(3_u16));
-    put(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "YBR_FULL_422".into());
-    put(tags::PLANAR_CONFIGURATION, VR::US, PrimitiveValue::from(0_u16));
-    put(tags::NUMBER_OF_FRAMES, VR::IS, frames.len().to_string().into());
+    put(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "YBR_FULL_422".into(),
+    );
+    put(
+        tags::PLANAR_CONFIGURATION,
+        VR::US,
+        PrimitiveValue::from(0_u16),
+    );
+    put(
+        tags::NUMBER_OF_FRAMES,
+        VR::IS,
+        frames.len().to_string().into(),
+    );
     put(tags::ROWS, VR::US, PrimitiveValue::from(height as u16));
     put(tags::COLUMNS, VR::US, PrimitiveValue::from(width as u16));
     put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(8_u16));
     put(tags::BITS_STORED, VR::US, PrimitiveValue::from(8_u16));
     put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(7_u16));
-    put(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(0_u16));
+    put(
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(0_u16),
+    );
     put(tags::BURNED_IN_ANNOTATION, VR::CS, "YES".into());
     put(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "01".into());
     let mut region = InMemDicomObject::new_empty();
     let mut item = |tag, vr, value: PrimitiveValue| region.put(DataElement::new(tag, vr, value));
-    item(tags::REGION_SPATIAL_FORMAT, VR::US, PrimitiveValue::from(1_u16));
+    item(
+        tags::REGION_SPATIAL_FORMAT,
+        VR::US,
+        PrimitiveValue::from(1_u16),
+    );
     item(tags::REGION_DATA_TYPE, VR::US, PrimitiveValue::from(1_u16));
-    item(tags::REGION_LOCATION_MIN_X0, VR::UL, PrimitiveValue::from(0_u32));
-    item(tags::REGION_LOCATION_MIN_Y0, VR::UL, PrimitiveValue::from(BANNER_ROWS));
-    item(tags::REGION_LOCATION_MAX_X1, VR::UL, PrimitiveValue::from(width - 1));
-    item(tags::REGION_LOCATION_MAX_Y1, VR::UL, PrimitiveValue::from(height - 1));
+    item(
+        tags::REGION_LOCATION_MIN_X0,
+        VR::UL,
+        PrimitiveValue::from(0_u32),
+    );
+    item(
+        tags::REGION_LOCATION_MIN_Y0,
+        VR::UL,
+        PrimitiveValue::from(BANNER_ROWS),
+    );
+    item(
+        tags::REGION_LOCATION_MAX_X1,
+        VR::UL,
+        PrimitiveValue::from(width - 1),
+    );
+    item(
+        tags::REGION_LOCATION_MAX_Y1,
+        VR::UL,
+        PrimitiveValue::from(height - 1),
+    );
     // Physical units 3: centimetres.
-    item(tags::PHYSICAL_UNITS_X_DIRECTION, VR::US, PrimitiveValue::from(3_u16));
-    item(tags::PHYSICAL_UNITS_Y_DIRECTION, VR::US, PrimitiveValue::from(3_u16));
-    item(tags::PHYSICAL_DELTA_X, VR::FD, PrimitiveValue::from(mm_per_px / 10.0));
-    item(tags::PHYSICAL_DELTA_Y, VR::FD, PrimitiveValue::from(mm_per_px / 10.0));
+    item(
+        tags::PHYSICAL_UNITS_X_DIRECTION,
+        VR::US,
+        PrimitiveValue::from(3_u16),
+    );
+    item(
+        tags::PHYSICAL_UNITS_Y_DIRECTION,
+        VR::US,
+        PrimitiveValue::from(3_u16),
+    );
+    item(
+        tags::PHYSICAL_DELTA_X,
+        VR::FD,
+        PrimitiveValue::from(mm_per_px / 10.0),
+    );
+    item(
+        tags::PHYSICAL_DELTA_Y,
+        VR::FD,
+        PrimitiveValue::from(mm_per_px / 10.0),
+    );
     obj.put(DataElement::new(
         tags::SEQUENCE_OF_ULTRASOUND_REGIONS,
         VR::SQ,

@@ -60,7 +60,11 @@ fn identifiers(dir: &Path) -> Vec<String> {
         ] {
             let value = obj.element(tag).unwrap().to_str().unwrap();
             let value = value.trim_end_matches(['\0', ' ']).to_string();
-            assert!(value.len() >= 8, "{} {tag}: distinctive enough to grep", file.display());
+            assert!(
+                value.len() >= 8,
+                "{} {tag}: distinctive enough to grep",
+                file.display()
+            );
             out.push(value.replace('^', " "));
             out.push(value);
         }
@@ -78,24 +82,30 @@ async fn submit_processes(c: &Cluster, study_dir: &Path) -> (Vec<Manifest>, Stri
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     sites.sort();
-    let mut env: Vec<(String, String)> = c
-        .s3
-        .env()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let mut env: Vec<(String, String)> =
+        c.s3.env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
     env.push(("NODAL_STORE".into(), c.s3.store_url(PREFIX)));
     env.push(("RUST_LOG".into(), "debug".into()));
     env.push(("NO_COLOR".into(), "1".into()));
     let (mut manifests, mut logs) = (Vec::new(), String::new());
     for site in sites {
-        let args: Vec<String> = ["submit", "--study", "ultrasound", "--site", &site, "--quiet"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([study_dir.join(&site).display().to_string()])
-            .collect();
-        let mut p = NodalProcess::spawn(&format!("submit-{site}"), c.dir.path(), &args, &env)
-            .unwrap();
+        let args: Vec<String> = [
+            "submit",
+            "--study",
+            "ultrasound",
+            "--site",
+            &site,
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([study_dir.join(&site).display().to_string()])
+        .collect();
+        let mut p =
+            NodalProcess::spawn(&format!("submit-{site}"), c.dir.path(), &args, &env).unwrap();
         let ok = p.wait_exit(Duration::from_secs(180)).unwrap().success();
         let output = p.output();
         assert!(ok, "nodal submit {site}:\n{output}");
@@ -182,9 +192,15 @@ async fn dicom_ultrasound_scores_as_its_jpeg_twin_and_no_identifier_leaves_the_s
 
     c.start_coordinator(&[]).unwrap();
     c.start_worker("worker-1", &[]).unwrap();
-    let jpeg_run = c.finished_run(Study::Ultrasound, 64, RUN_TIMEOUT).await.unwrap();
+    let jpeg_run = c
+        .finished_run(Study::Ultrasound, 64, RUN_TIMEOUT)
+        .await
+        .unwrap();
     c.archives.insert(Study::Ultrasound, dicom_manifests);
-    let dicom_run = c.finished_run(Study::Ultrasound, 64, RUN_TIMEOUT).await.unwrap();
+    let dicom_run = c
+        .finished_run(Study::Ultrasound, 64, RUN_TIMEOUT)
+        .await
+        .unwrap();
 
     let jpeg_scores = scores(&c.result_file(jpeg_run, "predictions.csv").await.unwrap());
     let dicom_scores = scores(&c.result_file(dicom_run, "predictions.csv").await.unwrap());
@@ -218,8 +234,18 @@ async fn dicom_ultrasound_scores_as_its_jpeg_twin_and_no_identifier_leaves_the_s
     let mut stored = Vec::new();
     all_files(&c.s3.data_dir(), &mut stored);
     assert!(stored.len() > 8, "{} stored objects", stored.len());
-    haystacks.extend(stored.into_iter().map(|(p, b)| (p.display().to_string(), b)));
-    for name in ["predictions.csv", "failures.csv", "metrics.json", "report.html", "run.json"] {
+    haystacks.extend(
+        stored
+            .into_iter()
+            .map(|(p, b)| (p.display().to_string(), b)),
+    );
+    for name in [
+        "predictions.csv",
+        "failures.csv",
+        "metrics.json",
+        "report.html",
+        "run.json",
+    ] {
         let text = c.result_file(dicom_run, name).await.unwrap();
         haystacks.push((name.into(), text.into_bytes()));
     }
@@ -232,7 +258,10 @@ async fn dicom_ultrasound_scores_as_its_jpeg_twin_and_no_identifier_leaves_the_s
     haystacks.push(("logs".into(), logs.into_bytes()));
     let finder = aho_corasick::AhoCorasick::new(&secrets).unwrap();
     let source = std::fs::read(&dicom_files(&outs["dicom"])[0]).unwrap();
-    assert!(finder.find(&source).is_some(), "the search finds them where they are");
+    assert!(
+        finder.find(&source).is_some(),
+        "the search finds them where they are"
+    );
     for (what, bytes) in &haystacks {
         if let Some(found) = finder.find(bytes) {
             panic!("{:?} found in {what}", secrets[found.pattern().as_usize()]);
