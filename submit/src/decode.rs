@@ -138,9 +138,6 @@ pub fn header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
 /// Alpha is dropped, grey is expanded, 16-bit samples are reduced to 8 bits.
 /// A DICOM file gives its chosen frame, masked as [`super::dicom`] says.
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
-    if SourceFormat::sniff(bytes) == Some(SourceFormat::Dicom) {
-        return super::dicom::decode_rgb(bytes).map(|(rgb, _)| rgb);
-    }
     let header = header(bytes)?;
     let (format, width, height) = (header.format, header.width, header.height);
     let image = match format {
